@@ -1,0 +1,62 @@
+# kubeline: `make demo` runs the whole lifecycle locally, `make test` runs the tests.
+# Each target builds the venv from the lock file on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+export BENTOML_DO_NOT_TRACK := true
+export DO_NOT_TRACK := 1
+
+.PHONY: venv demo test test-unit test-integration test-e2e lint bench compile check-compiled lock clean
+
+venv: $(STAMP)
+
+# uv installs the locked set in seconds; it is itself pinned by hash in requirements/bootstrap.txt.
+$(STAMP): requirements/dev.txt requirements/bootstrap.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --require-hashes -r requirements/bootstrap.txt
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements/dev.txt
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+demo: venv
+	$(BIN)/python -m kubeline.demo
+
+test: venv lint check-compiled
+	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -m integration tests/integration
+	$(BIN)/pytest -q -m e2e tests/e2e
+
+test-unit: venv
+	$(BIN)/pytest -q tests/unit
+
+test-integration: venv
+	$(BIN)/pytest -q -m integration tests/integration
+
+test-e2e: venv
+	$(BIN)/pytest -q -m e2e tests/e2e
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+compile: venv
+	$(BIN)/kubeline compile
+
+# The committed specs must be what the code compiles to today.
+check-compiled: venv
+	$(BIN)/kubeline compile --check
+
+bench: venv
+	$(BIN)/python bench/features.py
+
+# Re-lock after changing dependencies in pyproject.toml.
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --constraint requirements/pins.txt \
+	  --generate-hashes --python-version 3.11 --no-header -q -o requirements/dev.txt
+
+clean:
+	rm -rf $(VENV) .kubeline build *.egg-info

@@ -1,0 +1,85 @@
+"""One exception hierarchy: every error says what was wrong, where, and what to do.
+
+The CLI prints these without a traceback and exits non-zero; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class KubelineError(Exception):
+    """Base of every error kubeline raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class ConfigError(KubelineError):
+    """A settings value or run-config key is missing, unknown or of the wrong type."""
+
+    exit_code = 2
+
+
+class StorageError(KubelineError):
+    """A local path or s3:// location cannot be read or written."""
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with input data, located as precisely as the data allows."""
+
+    file: str
+    row: int | None  # 1-based line number in the file (header is line 1); None for whole-file
+    column: str | None
+    message: str
+    severity: str = "error"  # "error" rejects the input; "warning" was repaired and reported
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f", row {self.row}"
+        if self.column:
+            where += f", column {self.column!r}"
+        return f"{where}: {self.message}"
+
+
+class DataError(KubelineError):
+    """Input data cannot be used; carries every problem found, not only the first."""
+
+    exit_code = 3
+
+    def __init__(
+        self, message: str, problems: list[Problem] | None = None, *, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = list(problems or [])
+
+    def __str__(self) -> str:
+        lines = [self.message]
+        shown = self.problems[:50]
+        lines += [f"  - {p}" for p in shown]
+        if len(self.problems) > len(shown):
+            lines.append(f"  ... and {len(self.problems) - len(shown)} more problems")
+        if self.hint:
+            lines.append(f"  hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class TrainingError(KubelineError):
+    """Training could not produce a model (e.g. too little data for the split)."""
+
+
+class RegistryError(KubelineError):
+    """The MLflow tracking server or model registry refused or failed an operation."""
+
+
+class PipelineError(KubelineError):
+    """A pipeline run failed, or could not be compiled or started."""

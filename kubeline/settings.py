@@ -1,0 +1,129 @@
+"""One Settings object: environment (KUBELINE_*), then an optional YAML file, then defaults.
+
+Nothing else in kubeline reads the environment for configuration; endpoints, bucket names,
+model names and credentials come from here (credentials only from the environment).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from kubeline import __version__
+
+SETTINGS_FILE_ENV = "KUBELINE_SETTINGS_FILE"
+DEFAULT_SETTINGS_FILE = "kubeline.yaml"
+
+
+class Settings(BaseSettings):
+    """Effective settings for one process."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBELINE_", extra="forbid")
+
+    state_dir: Path = Field(
+        Path(".kubeline"),
+        description="Folder holding the embedded MLflow store, local artifacts and run state.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default: a sqlite store in the state folder."
+    )
+    mlflow_artifact_location: str | None = Field(
+        None,
+        description="Artifact root for new experiments with the embedded store "
+        "(default: state folder); a tracking server decides its own.",
+    )
+    experiment_name: str = Field("kubeline", description="MLflow experiment for pipeline runs.")
+    model_name: str = Field(
+        "kubeline-returns", description="Registered model name when the run config names none."
+    )
+    image: str = Field(
+        f"kubeline-pipeline:{__version__}",
+        description="Container image every pipeline component runs in (compile time).",
+    )
+    runner: Literal["subprocess", "docker"] = Field(
+        "subprocess", description="kfp.local runner for `kubeline run`."
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3-compatible endpoint (MinIO, SeaweedFS); default: AWS."
+    )
+    s3_region: str = Field("us-east-1", description="Region for S3 requests.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="S3 access key; default: boto3's credential chain (AWS_* env vars)."
+    )
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get(SETTINGS_FILE_ENV, DEFAULT_SETTINGS_FILE)
+        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=path)
+        return init_settings, env_settings, yaml_source
+
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir.expanduser().resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.state_path / 'mlflow.db'}"
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Where new experiments keep artifacts; None lets a tracking server decide."""
+        if self.mlflow_artifact_location:
+            return self.mlflow_artifact_location
+        if self.mlflow_tracking_uri and self.mlflow_tracking_uri.startswith("http"):
+            return None
+        return (self.state_path / "mlartifacts").as_uri()
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings as plain JSON-able values, secrets replaced by asterisks."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = "********" if value.get_secret_value() else None
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            else:
+                out[name] = value
+        out["effective_tracking_uri"] = self.tracking_uri
+        out["effective_artifact_location"] = self.artifact_location or "(tracking server's)"
+        out["effective_state_dir"] = str(self.state_path)
+        return out
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    from pydantic import ValidationError
+
+    from kubeline.errors import ConfigError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        bad = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid settings: {bad}",
+            hint=f"settings come from KUBELINE_* variables and {DEFAULT_SETTINGS_FILE} "
+            f"(or the file named by {SETTINGS_FILE_ENV})",
+        ) from None

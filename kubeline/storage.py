@@ -1,0 +1,180 @@
+"""Local-or-S3 locations: list, fetch to a local folder, and atomic writes.
+
+A location is a local path or an ``s3://bucket/prefix`` URI. Writers never leave half-written
+output: local files go to a temporary name in the same folder and are renamed; S3 objects are
+uploaded under a temporary key and then copied into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubeline.errors import StorageError
+
+if TYPE_CHECKING:
+    from kubeline.settings import Settings
+
+
+def is_s3(location: str | os.PathLike[str]) -> bool:
+    return str(location).startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``."""
+    if not is_s3(uri):
+        raise StorageError(f"not an s3:// URI: {uri}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise StorageError(f"no bucket in {uri!r}", hint="write s3://BUCKET/prefix")
+    return bucket, key
+
+
+def s3_client(settings: Settings | None = None) -> Any:
+    """A boto3 S3 client for the configured endpoint (path-style, as MinIO/SeaweedFS need)."""
+    import boto3
+    from botocore.config import Config
+
+    if settings is None:
+        from kubeline.settings import get_settings
+
+        settings = get_settings()
+    kwargs: dict[str, Any] = {
+        "region_name": settings.s3_region,
+        "config": Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    }
+    if settings.s3_endpoint_url:
+        kwargs["endpoint_url"] = settings.s3_endpoint_url
+    if settings.s3_access_key_id and settings.s3_secret_access_key:
+        kwargs["aws_access_key_id"] = settings.s3_access_key_id.get_secret_value()
+        kwargs["aws_secret_access_key"] = settings.s3_secret_access_key.get_secret_value()
+    return boto3.client("s3", **kwargs)
+
+
+def _s3_error(action: str, uri: str, exc: Exception) -> StorageError:
+    return StorageError(
+        f"cannot {action} {uri}: {exc}",
+        hint="check KUBELINE_S3_ENDPOINT_URL, the credentials and that the bucket exists",
+    )
+
+
+def list_s3(uri: str, settings: Settings | None = None) -> list[str]:
+    """Every object key under an s3:// prefix, as full URIs, sorted."""
+    bucket, prefix = split_s3(uri)
+    client = s3_client(settings)
+    out: list[str] = []
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            out += [f"s3://{bucket}/{o['Key']}" for o in page.get("Contents", [])]
+    except Exception as exc:  # botocore raises many unrelated types
+        raise _s3_error("list", uri, exc) from exc
+    return sorted(out)
+
+
+def fetch(
+    location: str | os.PathLike[str], workdir: Path, settings: Settings | None = None
+) -> Path:
+    """A local path holding the data at ``location``: itself if local, else a downloaded copy.
+
+    An s3:// prefix that names a folder is mirrored with its structure below ``workdir``.
+    """
+    if not is_s3(location):
+        path = Path(location).expanduser()
+        if not path.exists():
+            raise StorageError(f"no such file or folder: {path}")
+        return path
+    uri = str(location)
+    bucket, prefix = split_s3(uri)
+    keys = list_s3(uri, settings)
+    if not keys:
+        raise StorageError(f"nothing found under {uri}")
+    client = s3_client(settings)
+    exact = f"s3://{bucket}/{prefix}"
+    base = workdir / bucket
+    if keys == [exact]:  # a single object
+        dest = base / prefix
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            client.download_file(bucket, prefix, str(dest))
+        except Exception as exc:
+            raise _s3_error("download", uri, exc) from exc
+        return dest
+    root = prefix.rstrip("/")
+    for key_uri in keys:
+        key = split_s3(key_uri)[1]
+        rel = key[len(root) :].lstrip("/") if root else key
+        if not rel or key.endswith("/"):
+            continue
+        dest = base / root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            client.download_file(bucket, key, str(dest))
+        except Exception as exc:
+            raise _s3_error("download", key_uri, exc) from exc
+    return base / root
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, else vanishes."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+        tmp.replace(target)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def upload(local: Path, uri: str, settings: Settings | None = None) -> None:
+    """Upload one file to an s3:// key: under a temporary key first, then moved into place."""
+    bucket, key = split_s3(uri)
+    client = s3_client(settings)
+    tmp_key = f"{key}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        client.upload_file(str(local), bucket, tmp_key)
+        client.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": tmp_key})
+    except Exception as exc:
+        raise _s3_error("upload", uri, exc) from exc
+    finally:
+        # The temporary object may not exist if the upload itself failed.
+        with contextlib.suppress(Exception):
+            client.delete_object(Bucket=bucket, Key=tmp_key)
+
+
+def upload_tree(local_dir: Path, uri: str, settings: Settings | None = None) -> int:
+    """Upload every file below ``local_dir`` to the s3:// prefix ``uri``; returns the count."""
+    count = 0
+    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+        upload(path, f"{uri.rstrip('/')}/{path.relative_to(local_dir).as_posix()}", settings)
+        count += 1
+    return count
+
+
+@contextmanager
+def output_location(
+    location: str | os.PathLike[str], settings: Settings | None = None
+) -> Iterator[Path]:
+    """A local path to write ``location``'s content to; committed atomically on success.
+
+    For s3:// the file is written to a local temporary folder and uploaded when the block ends.
+    """
+    if not is_s3(location):
+        with atomic_path(location) as tmp:
+            yield tmp
+        return
+    with tempfile.TemporaryDirectory(prefix="kubeline-out-") as tmpdir:
+        local = Path(tmpdir) / Path(split_s3(str(location))[1]).name
+        yield local
+        upload(local, str(location), settings)
