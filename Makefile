@@ -22,7 +22,7 @@ $(STAMP): requirements/dev.txt requirements/bootstrap.txt pyproject.toml
 	touch $(STAMP)
 
 demo: venv
-	$(BIN)/python -m kubeline.demo
+	$(BIN)/kubeline demo
 
 test: venv lint check-compiled
 	$(BIN)/pytest -q tests/unit

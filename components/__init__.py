@@ -1,0 +1,14 @@
+"""KFP v2 components: one thin, typed shim per lifecycle step over ``kubeline.steps``.
+
+Shipped in the kubeline wheel as ``kubeline.components``. Every component runs in the one image
+named by the ``KUBELINE_IMAGE`` setting at compile time and installs nothing at run time.
+"""
+
+from kubeline.components.evaluate import evaluate
+from kubeline.components.features import features
+from kubeline.components.ingest import ingest
+from kubeline.components.register import register
+from kubeline.components.train import train
+from kubeline.components.validate import validate
+
+__all__ = ["evaluate", "features", "ingest", "register", "train", "validate"]

@@ -1,3 +1,367 @@
-import typer
+"""The kubeline command line: parses, calls the package, prints. No logic of its own.
 
-app = typer.Typer()
+Heavy libraries (mlflow, kfp, scikit-learn) are imported inside the commands that need them,
+so ``kubeline --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import typer
+from rich.console import Console
+
+from kubeline.errors import KubelineError
+
+app = typer.Typer(
+    help="kubeline: the ML lifecycle for daily market data, as Kubeflow Pipelines components.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Make and inspect data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+DataOption = Annotated[
+    str | None,
+    typer.Option("--data", help="Local path or s3://bucket/prefix of the raw OHLCV files."),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML run config (see configs/); default: built-in defaults."),
+]
+ModelOption = Annotated[
+    str | None, typer.Option("--model", help="Registered model name (default: from settings).")
+]
+
+
+def handles_errors(func: F) -> F:
+    """Print kubeline errors as a message, not a traceback, and exit with their code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except KubelineError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Any:
+    from kubeline.settings import get_settings
+
+    return get_settings()
+
+
+def _config_text(config: Path | None) -> str:
+    """The run config's YAML text, validated here so a bad key fails before any step runs."""
+    if config is None:
+        return ""
+    from kubeline.runconfig import load_run_config
+
+    load_run_config(config)
+    return config.read_text()
+
+
+@data_app.command("generate")
+@handles_errors
+def data_generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the data set to.")],
+    tickers: Annotated[int, typer.Option(min=1, help="Number of tickers.")] = 20,
+    years: Annotated[float, typer.Option(min=0.1, help="Years of trading days.")] = 5.0,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same data.")] = 7,
+    layout: Annotated[
+        Literal["yahoo", "kaggle", "long"], typer.Option(help="File layout to write.")
+    ] = "yahoo",
+) -> None:
+    """Write realistic synthetic daily OHLCV data (deterministic for a seed)."""
+    from kubeline.data.generate import generate, write_dataset
+
+    with console.status(f"generating {tickers} tickers x {years:g} years"):
+        frame = generate(tickers=tickers, years=years, seed=seed)
+        files = write_dataset(frame, out, layout)
+    console.print(
+        f"wrote {frame.height:,} rows for {tickers} tickers in {len(files)} files "
+        f"({layout} layout) to [bold]{out}[/]"
+    )
+
+
+@app.command()
+@handles_errors
+def validate(
+    data: Annotated[str, typer.Argument(help="Local path or s3:// prefix of the raw files.")],
+    config: ConfigOption = None,
+) -> None:
+    """Check raw data; print every problem by file, row and column; exit 3 if any is an error."""
+    from kubeline.steps.validate import check
+
+    result = check(data, _config_text(config))
+    for problem in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {problem}", highlight=False)
+    result.raise_for_errors()
+    summary = result.summary
+    console.print(
+        f"[green]ok[/]: {summary['rows']:,} rows, {summary['tickers']} tickers, "
+        f"{summary['first_date']} to {summary['last_date']}, "
+        f"{len(result.warnings)} warnings; content hash {summary['content_hash']}",
+        highlight=False,
+    )
+
+
+@app.command()
+@handles_errors
+def features(
+    data: Annotated[str, typer.Option("--data", help="Local path or s3:// prefix.")],
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    config: ConfigOption = None,
+) -> None:
+    """Ingest, validate and compute features in one memory-bounded pass, to one Parquet file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from kubeline.steps.features import prepare
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("files", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        summary = prepare(data, out, _config_text(config), on_progress=advance)
+    console.print(
+        f"wrote {summary.rows:,} rows x {len(summary.features)} features for "
+        f"{summary.tickers} tickers to [bold]{out}[/] in {summary.seconds:.1f} s"
+        + (f" ({len(summary.warnings)} warnings)" if summary.warnings else ""),
+        highlight=False,
+    )
+    for problem in summary.warnings[:20]:
+        err_console.print(f"[yellow]warning:[/] {problem}", highlight=False)
+
+
+@app.command("compile")
+@handles_errors
+def compile_(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for the specs (default: the package's).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the committed specs are stale.")
+    ] = False,
+) -> None:
+    """Compile the pipelines to KFP v2 YAML (components use the KUBELINE_IMAGE image)."""
+    from kubeline.errors import PipelineError
+    from kubeline.runner import compile_pipelines, compiled_dir, stale_specs
+
+    if check:
+        stale = stale_specs(out or compiled_dir())
+        if stale:
+            raise PipelineError(
+                f"compiled specs are stale: {', '.join(stale)}",
+                hint="run `kubeline compile` and commit pipelines/compiled/",
+            )
+        console.print("compiled specs are up to date")
+        return
+    for path in compile_pipelines(out or compiled_dir()):
+        console.print(f"wrote {path}")
+
+
+def _run_pipeline(
+    data: str, config_text: str, model_name: str, min_improvement: float | None, runner: Any
+) -> Any:
+    """Run the training pipeline with a live line per step; returns the run result."""
+    from rich.live import Live
+    from rich.table import Table
+
+    from kubeline.runner import STEP_ORDER, StepEvent, run_training
+
+    settings = _settings()
+    states: dict[str, str] = dict.fromkeys(STEP_ORDER, "[dim]waiting[/]")
+
+    def render() -> Table:
+        table = Table.grid(padding=(0, 2))
+        for step, state in states.items():
+            table.add_row(f"[bold]{step}[/]", state)
+        return table
+
+    with Live(render(), console=console, refresh_per_second=8, transient=False) as live:
+
+        def on_event(event: StepEvent) -> None:
+            if event.status == "running":
+                states[event.step] = "[cyan]running[/]"
+            elif event.status == "SUCCESS":
+                states[event.step] = f"[green]done[/] in {event.seconds:.1f} s"
+            else:
+                states[event.step] = f"[red]{event.status.lower()}[/] after {event.seconds:.1f} s"
+            live.update(render())
+
+        return run_training(
+            settings,
+            data=data,
+            config_text=config_text,
+            model_name=model_name,
+            min_improvement=min_improvement,
+            runner=runner,
+            on_event=on_event,
+        )
+
+
+def _print_outcome(result: Any) -> None:
+    """The registered model, its alias, the headline metrics, and where to look next."""
+    from kubeline.steps.evaluate import read_headline
+
+    settings = _settings()
+    out = result.outputs
+    alias = out.get("alias", "")
+    colour = "green" if alias == "champion" else "yellow"
+    console.print(
+        f"\nregistered [bold]{out.get('model_name')}[/] version [bold]{out.get('model_version')}"
+        f"[/] as [bold {colour}]{alias}[/] ({result.seconds:.1f} s)",
+        highlight=False,
+    )
+    console.print(f"  {out.get('reason', '')}", highlight=False)
+    evaluation = result.artifact("evaluate", "evaluation")
+    if evaluation is not None:
+        console.print(f"  {read_headline(evaluation)}", highlight=False)
+    report = result.artifact("evaluate", "report")
+    if report is not None:
+        console.print(f"  report: {report}")
+    console.print(f"  run log: {result.log_path}")
+    if settings.tracking_uri.startswith("sqlite:"):
+        console.print(
+            f"  MLflow UI: {Path(sys.executable).parent / 'mlflow'} ui "
+            f"--backend-store-uri {settings.tracking_uri}",
+            highlight=False,
+        )
+    else:
+        console.print(f"  MLflow: {settings.tracking_uri}")
+
+
+@app.command()
+@handles_errors
+def run(
+    data: DataOption = None,
+    config: ConfigOption = None,
+    model_name: Annotated[
+        str | None, typer.Option("--model-name", help="Registered model name override.")
+    ] = None,
+    min_improvement: Annotated[
+        float | None,
+        typer.Option(help="Relative margin over baseline and champion (default: the config's)."),
+    ] = None,
+    runner: Annotated[
+        Literal["subprocess", "docker"] | None,
+        typer.Option(help="kfp.local runner (default: the KUBELINE_RUNNER setting)."),
+    ] = None,
+) -> None:
+    """Run the compiled training pipeline on this machine with kfp.local."""
+    from kubeline.runner import demo_data
+
+    config_text = _config_text(config)
+    if data is None:
+        folder, made = demo_data(_settings())
+        if made:
+            console.print(f"generated the demo data set in {folder}")
+        data = str(folder)
+    result = _run_pipeline(data, config_text, model_name or "", min_improvement, runner)
+    _print_outcome(result)
+
+
+@app.command()
+@handles_errors
+def demo() -> None:
+    """Generate the demo data (20 tickers x 5 years), run the pipeline, show the champion."""
+    from kubeline.runner import demo_data
+
+    settings = _settings()
+    folder, made = demo_data(settings)
+    console.print(f"{'generated' if made else 'using'} demo data in {folder}")
+    result = _run_pipeline(str(folder), "", "", None, None)
+    _print_outcome(result)
+
+
+@app.command()
+@handles_errors
+def promote(
+    version: Annotated[str, typer.Option("--version", help="Model version to make champion.")],
+    model: ModelOption = None,
+    reason: Annotated[str, typer.Option(help="Why, for the history.")] = "promoted by hand",
+) -> None:
+    """Move the champion alias to a version by hand (the history keeps the previous one)."""
+    from kubeline import registry
+
+    settings = _settings()
+    name = model or settings.model_name
+    registry.promote(registry.connect(settings), name, version, reason)
+    console.print(f"{name} version {version} is now [bold green]champion[/]")
+
+
+@app.command()
+@handles_errors
+def rollback(model: ModelOption = None) -> None:
+    """Return the champion alias to the previous champion."""
+    from kubeline import registry
+
+    settings = _settings()
+    name = model or settings.model_name
+    current, previous = registry.rollback(registry.connect(settings), name)
+    console.print(f"{name}: champion moved back from version {current} to version {previous}")
+
+
+@app.command()
+@handles_errors
+def models(
+    model: ModelOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List a registered model's versions with their aliases and lineage."""
+    from rich.table import Table
+
+    from kubeline import registry
+
+    settings = _settings()
+    name = model or settings.model_name
+    found = registry.versions(registry.connect(settings), name)
+    if as_json:
+        print(json.dumps([v.as_dict() for v in found], indent=2))
+        return
+    table = Table(title=f"{name}")
+    for column in ("version", "aliases", "created", "gate", "pipeline run", "data hash"):
+        table.add_column(column)
+    for v in found:
+        table.add_row(
+            v.version,
+            ", ".join(v.aliases),
+            v.created,
+            v.tags.get("kubeline.gate", ""),
+            v.tags.get("kubeline.pipeline_run_id", "")[:12],
+            v.tags.get("kubeline.data_hash", "")[:19],
+        )
+    console.print(table)
+
+
+@app.command("config")
+@handles_errors
+def show_config() -> None:
+    """Print the effective settings as JSON (secrets masked)."""
+    print(json.dumps(_settings().masked(), indent=2))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,41 @@
+from typing import Optional
+
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+from kubeline.components.image import kubeline_component
+
+
+@kubeline_component
+def evaluate(
+    model: Input[Model],
+    table: Input[Dataset],
+    config: str,
+    model_name: str,
+    metrics: Output[Metrics],
+    report: Output[HTML],
+    summary: Output[Markdown],
+    evaluation: Output[Artifact],
+    min_improvement: Optional[float] = None,  # noqa: UP045 (KFP reads typing.Optional)
+):
+    """Score the model on the holdout against naive baselines and the current champion.
+
+    Like TFX's Evaluator, this step decides the blessing: the gate verdict that the register
+    step obeys. In: the trained ``model``, the feature ``table``, the run ``config``, the
+    registered ``model_name`` ("" = the configured one), ``min_improvement`` (unset = the
+    config's gate). Out: holdout ``metrics``; an HTML ``report`` with plots and backtest; a Markdown
+    ``summary``; ``evaluation``, a folder with evaluation.json, predictions and the PNG plots.
+    """
+    from kubeline.steps import evaluate as step
+
+    result = step.run(
+        model=model.path,
+        table=table.path,
+        config=config,
+        model_name=model_name,
+        min_improvement=min_improvement,
+        report=report.path,
+        summary=summary.path,
+        out=evaluation.path,
+    )
+    evaluation.metadata.update(result["metadata"])
+    for name, value in result["metrics"].items():
+        metrics.log_metric(name, value)

@@ -1,0 +1,329 @@
+"""Synthetic daily OHLCV that looks like exchange data and has something to learn in it.
+
+Per ticker the total-return price follows geometric Brownian motion whose drift and volatility
+switch between a calm and a turbulent regime (a two-state Markov chain). Within a regime, log
+returns have mild positive autocorrelation (AR(1), phi 0.03-0.12): weak, real predictability.
+Volume is strongly persistent (AR(1) in logs, phi ~0.9) and rises with the size of the day's
+move. ``close`` is the traded price; ``adj_close`` is close times a dividend factor below 1 that
+reaches 1 on the last day, as Yahoo adjusts. Some tickers list late and a few days are missing.
+
+Everything is drawn in numpy over blocks of tickers at once; the only Python loops are over
+blocks and over time steps of the two AR(1) recursions, each step a vector over the block.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from kubeline.data import schema as s
+from kubeline.errors import KubelineError
+
+YAHOO_HEADER = {
+    s.DATE: "Date",
+    s.OPEN: "Open",
+    s.HIGH: "High",
+    s.LOW: "Low",
+    s.CLOSE: "Close",
+    s.ADJ_CLOSE: "Adj Close",
+    s.VOLUME: "Volume",
+}
+KAGGLE_META_COLUMNS = (
+    "Nasdaq Traded",
+    "Symbol",
+    "Security Name",
+    "Listing Exchange",
+    "Market Category",
+    "ETF",
+    "Round Lot Size",
+    "Test Issue",
+    "Financial Status",
+    "CQS Symbol",
+    "NASDAQ Symbol",
+    "NextShares",
+)
+TRADING_DAYS_PER_YEAR = 252
+_HOLIDAYS = ((1, 1), (7, 4), (12, 25))  # month, day: fixed closures, enough to look real
+_BLOCK = 1024  # tickers drawn together: ~25 MB per float array at 3,100 days
+_ETF_SHARE = 0.15
+
+Layout = Literal["yahoo", "kaggle", "long"]
+
+
+def trading_days(start: date, years: float) -> np.ndarray:
+    """Weekdays from ``start`` minus fixed holidays, about ``years * 252`` of them (datetime64)."""
+    n_wanted = max(1, round(years * TRADING_DAYS_PER_YEAR))
+    # 1.5 calendar days per trading day is always enough (7/5 plus holidays).
+    calendar = np.datetime64(start, "D") + np.arange(int(n_wanted * 1.5) + 10)
+    weekday = (calendar.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (3)
+    months = calendar.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    days = (calendar - calendar.astype("datetime64[M]")).astype(np.int64) + 1
+    holiday = np.zeros(calendar.shape, dtype=bool)
+    for month, day in _HOLIDAYS:
+        holiday |= (months == month) & (days == day)
+    return calendar[(weekday < 5) & ~holiday][:n_wanted]
+
+
+def ticker_names(n: int, rng: np.random.Generator) -> list[str]:
+    """``n`` distinct symbols of 3-4 uppercase letters, sorted."""
+    space3, space4 = 26**3, 26**4
+    codes = rng.choice(space3 + space4, size=n, replace=False)
+    names = []
+    for code in codes.tolist():
+        width = 3 if code < space3 else 4
+        code = code if code < space3 else code - space3
+        letters = []
+        for _ in range(width):
+            code, rem = divmod(code, 26)
+            letters.append(chr(65 + rem))
+        names.append("".join(reversed(letters)))
+    return sorted(names)
+
+
+def _ar1(shocks: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """Stationary unit-variance AR(1) along axis 0 driven by standard normal ``shocks``."""
+    out = np.empty_like(shocks)
+    scale = np.sqrt(1.0 - phi**2)
+    out[0] = shocks[0]
+    for t in range(1, shocks.shape[0]):
+        out[t] = phi * out[t - 1] + scale * shocks[t]
+    return out
+
+
+def _block(n_days: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Prices and volumes for ``n`` tickers over ``n_days`` as (days, tickers) arrays."""
+    # Regimes: switch with probability ~1/250 a day; state = parity of the number of switches.
+    switch_p = rng.uniform(1 / 400, 1 / 150, size=n)
+    switches = rng.random((n_days, n)) < switch_p
+    turbulent = (np.cumsum(switches, axis=0) + rng.integers(0, 2, size=n)) % 2 == 1
+    base_vol = rng.lognormal(np.log(0.015), 0.35, size=n)  # daily sigma in the calm regime
+    base_mu = rng.normal(0.0004, 0.0003, size=n)
+    sigma = np.where(turbulent, base_vol * rng.uniform(1.8, 3.0, size=n), base_vol)
+    mu = np.where(turbulent, base_mu - 0.0012, base_mu)
+
+    phi_r = rng.uniform(0.03, 0.12, size=n)
+    noise = _ar1(rng.standard_normal((n_days, n)), phi_r)
+    logret = mu - 0.5 * sigma**2 + sigma * noise
+
+    start_price = rng.lognormal(np.log(40.0), 1.0, size=n)
+    # A floor keeps the smallest names trading above a cent, as delisting would.
+    log_total = np.maximum(np.log(start_price) + np.cumsum(logret, axis=0), np.log(0.5))
+
+    # Quarterly dividends for ~60% of tickers; adj = close * product of later (1 - yield).
+    payer = rng.random(n) < 0.6
+    quarterly_yield = np.where(payer, rng.uniform(0.002, 0.012, size=n), 0.0)
+    ex_day = (np.arange(n_days)[:, None] + rng.integers(0, 63, size=n)) % 63 == 0
+    log_keep = np.where(ex_day, np.log1p(-quarterly_yield), 0.0)
+    later = log_keep.sum(axis=0) - np.cumsum(log_keep, axis=0)  # dividends after day t
+    adj_close = np.exp(log_total)
+    close = adj_close * np.exp(-later)
+
+    gap = rng.normal(0.0, 0.25, size=(n_days, n)) * sigma
+    open_ = np.empty_like(close)
+    open_[0] = close[0]
+    open_[1:] = close[:-1] * np.exp(gap[1:])
+    top = np.maximum(open_, close)
+    bottom = np.minimum(open_, close)
+    high = top * np.exp(np.abs(rng.normal(0.0, 0.5, size=(n_days, n))) * sigma)
+    low = bottom * np.exp(-np.abs(rng.normal(0.0, 0.5, size=(n_days, n))) * sigma)
+
+    phi_v = rng.uniform(0.85, 0.95, size=n)
+    log_volume = (
+        np.log(rng.lognormal(np.log(500_000), 1.2, size=n))
+        + 0.5 * _ar1(rng.standard_normal((n_days, n)), phi_v)
+        + 0.35 * np.minimum(np.abs(logret) / sigma, 6.0)
+        + 0.3 * turbulent
+    )
+    volume = np.rint(np.exp(log_volume))
+    return {
+        s.OPEN: open_,
+        s.HIGH: high,
+        s.LOW: low,
+        s.CLOSE: close,
+        s.ADJ_CLOSE: adj_close,
+        s.VOLUME: volume,
+    }
+
+
+def generate(tickers: int, years: float, seed: int, start: date = date(2000, 1, 3)) -> pl.DataFrame:
+    """A canonical frame of synthetic daily OHLCV, identical for the same arguments."""
+    if tickers < 1 or years <= 0:
+        raise KubelineError(
+            f"cannot generate {tickers} tickers over {years} years",
+            hint="ask for at least 1 ticker and a positive number of years",
+        )
+    rng = np.random.default_rng(seed)
+    days = trading_days(start, years)
+    n_days = len(days)
+    names = ticker_names(tickers, rng)
+    day_numbers = days.astype("datetime64[D]").astype(np.int32)
+    parts = []
+    for first in range(0, tickers, _BLOCK):
+        n = min(_BLOCK, tickers - first)
+        block_rng = np.random.default_rng([seed, first])
+        values = _block(n_days, n, block_rng)
+        # A quarter of the names list later; about 1 day in 800 is missing from the record.
+        listed_from = np.where(
+            block_rng.random(n) < 0.25, block_rng.integers(0, max(1, n_days // 2), size=n), 0
+        )
+        keep = np.arange(n_days)[:, None] >= listed_from
+        keep &= block_rng.random((n_days, n)) >= 1 / 800
+        keep[-1] = True  # every ticker trades on the last day, so all end together
+        # Transposed so rows come out grouped by ticker, in date order.
+        mask = keep.T
+        owner = np.repeat(np.arange(n), mask.sum(axis=1))
+        columns: dict[str, object] = {
+            s.TICKER: pl.Series(names[first : first + n], dtype=pl.String).gather(owner),
+            s.DATE: np.broadcast_to(day_numbers, (n, n_days))[mask],
+        }
+        for name, array in values.items():
+            columns[name] = np.round(array.T[mask], 4 if name != s.VOLUME else 0)
+        parts.append(
+            pl.DataFrame(columns).with_columns(
+                pl.col(s.DATE).cast(pl.Date), pl.col(s.VOLUME).cast(pl.Int64)
+            )
+        )
+    frame = pl.concat(parts)
+    # Rounding can push open outside [low, high] by a tick; real feeds never do.
+    return frame.select(
+        s.TICKER,
+        s.DATE,
+        pl.col(s.OPEN).clip(pl.col(s.LOW), pl.col(s.HIGH)),
+        s.HIGH,
+        s.LOW,
+        s.CLOSE,
+        s.ADJ_CLOSE,
+        s.VOLUME,
+    )
+
+
+def etf_tickers(tickers: list[str]) -> set[str]:
+    """The tickers ``write_dataset`` files as ETFs in the kaggle layout (a stable ~15%)."""
+    # A hash of the name, not a random draw, so the split does not depend on the frame.
+    return {
+        t
+        for t in tickers
+        if (sum(ord(c) * 31**i for i, c in enumerate(t)) % 100) < 100 * _ETF_SHARE
+    }
+
+
+def _meta(tickers: list[str], etfs: set[str]) -> pl.DataFrame:
+    is_etf = ["Y" if t in etfs else "N" for t in tickers]
+    return pl.DataFrame(
+        {
+            "Nasdaq Traded": ["Y"] * len(tickers),
+            "Symbol": tickers,
+            "Security Name": [
+                f"{t} {'Index ETF' if t in etfs else 'Holdings Inc. - Common Stock'}"
+                for t in tickers
+            ],
+            "Listing Exchange": ["Q" if i % 3 else "N" for i in range(len(tickers))],
+            "Market Category": ["Q" if i % 3 else " " for i in range(len(tickers))],
+            "ETF": is_etf,
+            "Round Lot Size": [100.0] * len(tickers),
+            "Test Issue": ["N"] * len(tickers),
+            "Financial Status": ["N" if i % 3 else "" for i in range(len(tickers))],
+            "CQS Symbol": ["" if i % 3 else t for i, t in enumerate(tickers)],
+            "NASDAQ Symbol": tickers,
+            "NextShares": ["N"] * len(tickers),
+        }
+    ).select(KAGGLE_META_COLUMNS)
+
+
+def _yahoo_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    present = [c for c in YAHOO_HEADER if c in frame.columns]
+    return frame.select(present).rename({c: YAHOO_HEADER[c] for c in present})
+
+
+def _write_per_ticker(frame: pl.DataFrame, folder: Path, tickers: set[str] | None) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    groups = frame.partition_by(s.TICKER, as_dict=True, maintain_order=True)
+    jobs = [
+        (folder / f"{key[0]}.csv", part)
+        for key, part in groups.items()
+        if tickers is None or key[0] in tickers
+    ]
+
+    def write(job: tuple[Path, pl.DataFrame]) -> Path:
+        path, part = job
+        _yahoo_frame(part).write_csv(path, date_format="%Y-%m-%d")
+        return path
+
+    # polars releases the GIL while writing, so threads overlap the 8,000 small writes.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(write, jobs))
+
+
+def write_dataset(
+    frame: pl.DataFrame,
+    out: Path,
+    layout: Layout,
+    fmt: Literal["csv", "parquet"] = "csv",
+) -> list[Path]:
+    """Write ``frame`` in one of the layouts ingest reads; returns the files written.
+
+    ``yahoo`` and ``kaggle`` write into the folder ``out``; ``long`` writes ``out`` itself when it
+    ends in .csv or .parquet, else ``out/prices.<fmt>``. Output appears all at once: it is built
+    in a temporary folder beside ``out`` and renamed into place, replacing what was there.
+    """
+    out = Path(out)
+    if layout not in ("yahoo", "kaggle", "long"):
+        raise KubelineError(f"unknown layout {layout!r}", hint="use yahoo, kaggle or long")
+    long_file = layout == "long" and out.suffix in (".csv", ".parquet")
+    final_dir = out.parent if long_file else out
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final_dir.parent / f".{final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    frame = frame.sort(s.TICKER, s.DATE)
+    try:
+        if layout == "long":
+            name = out.name if long_file else f"prices.{fmt}"
+            path = tmp / name
+            tmp.mkdir(parents=True)
+            if path.suffix == ".parquet":
+                frame.write_parquet(path)
+            else:
+                frame.write_csv(path, date_format="%Y-%m-%d")
+            written = [path]
+        elif layout == "yahoo":
+            written = _write_per_ticker(frame, tmp, None)
+        else:
+            tickers = frame.get_column(s.TICKER).unique(maintain_order=True).to_list()
+            etfs = etf_tickers(tickers)
+            written = _write_per_ticker(frame, tmp / "etfs", etfs)
+            written += _write_per_ticker(frame, tmp / "stocks", set(tickers) - etfs)
+            meta = tmp / "symbols_valid_meta.csv"
+            _meta(tickers, etfs).write_csv(meta)
+            written.append(meta)
+        if long_file:
+            # Only the one file is ours to replace; the folder may hold other things.
+            final_dir.mkdir(parents=True, exist_ok=True)
+            written[0].replace(out)
+            return [out]
+        _swap_into_place(tmp, final_dir)
+        return sorted(final_dir / p.relative_to(tmp) for p in written)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final``, replacing an existing folder only after the new one is ready."""
+    if not final.exists():
+        tmp.rename(final)
+        return
+    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+    final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def end_date(start: date, years: float) -> date:
+    """The last trading day ``generate`` produces for ``start`` and ``years``."""
+    last = trading_days(start, years)[-1].astype("datetime64[D]").astype(np.int64)
+    return date(1970, 1, 1) + timedelta(days=int(last))

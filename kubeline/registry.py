@@ -1,0 +1,183 @@
+"""MLflow tracking and model registry: experiments, lineage, loading, aliases, promotion.
+
+Aliases replace stages (MLflow 3): ``champion`` is the version that serves, ``challenger`` the
+newest version that did not pass the gate. Promotion history is kept as a stack in a registered
+model tag, so ``rollback`` returns to the previous champion; no version is ever deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kubeline.errors import RegistryError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from kubeline.settings import Settings
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+STACK_TAG = "kubeline.champion_stack"
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """Point the mlflow module at the configured tracking server or store and return a client."""
+    import mlflow
+
+    if settings.tracking_uri.startswith("sqlite:"):
+        settings.state_path.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return mlflow.MlflowClient(settings.tracking_uri, settings.tracking_uri)
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The id of the named experiment, created (with its artifact root) if it does not exist."""
+    try:
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return str(exp.experiment_id)
+        return str(client.create_experiment(name, artifact_location=artifact_location))
+    except Exception as exc:
+        raise _registry_error(f"cannot open experiment {name!r}", exc) from exc
+
+
+def _registry_error(what: str, exc: Exception) -> RegistryError:
+    return RegistryError(
+        f"{what}: {exc}",
+        hint="check KUBELINE_MLFLOW_TRACKING_URI and that the MLflow server is up "
+        "(`kubeline config` shows the effective URI)",
+    )
+
+
+def load_model(model_uri: str) -> Any:
+    """Load a registered model the way the server does (scikit-learn flavor, skops format)."""
+    import mlflow.sklearn
+
+    try:
+        return mlflow.sklearn.load_model(model_uri)
+    except Exception as exc:
+        raise _registry_error(f"cannot load model {model_uri}", exc) from exc
+
+
+def predict(model: Any, frame: pd.DataFrame) -> Any:
+    """Predict with a loaded model on a frame holding (at least) the model's input columns."""
+    columns = list(getattr(model, "feature_names_in_", frame.columns))
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise RegistryError(
+            f"the model needs columns {missing} that the input does not have",
+            hint="the model was trained with another feature list; compute those features",
+        )
+    return model.predict(frame[columns])
+
+
+def model_uri(name: str, version: str | int) -> str:
+    return f"models:/{name}/{version}"
+
+
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> Any | None:
+    """The model version holding ``alias``, or None when the alias or model does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            return None
+        raise _registry_error(f"cannot read alias {alias!r} of {name!r}", exc) from exc
+
+
+def _stack(client: MlflowClient, name: str) -> list[str]:
+    model = client.get_registered_model(name)
+    raw = (model.tags or {}).get(STACK_TAG, "")
+    return [v for v in raw.split(",") if v]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def promote(client: MlflowClient, name: str, version: str | int, reason: str) -> None:
+    """Make ``version`` the champion, pushing it on the promotion history."""
+    version = str(version)
+    try:
+        client.get_model_version(name, version)
+    except Exception as exc:
+        raise RegistryError(
+            f"model {name!r} has no version {version}",
+            hint="`kubeline models` lists the versions",
+        ) from exc
+    stack = _stack(client, name)
+    if stack and stack[-1] == version:
+        return
+    client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_registered_model_tag(name, STACK_TAG, ",".join([*stack, version]))
+    client.set_model_version_tag(name, version, "kubeline.promoted_at", _now())
+    client.set_model_version_tag(name, version, "kubeline.promotion_reason", reason)
+    challenger = version_by_alias(client, name, CHALLENGER)
+    if challenger is not None and str(challenger.version) == version:
+        client.delete_registered_model_alias(name, CHALLENGER)
+
+
+def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
+    """Return the champion alias to the previous champion; returns (from_version, to_version)."""
+    stack = _stack(client, name)
+    if len(stack) < 2:
+        raise RegistryError(
+            f"model {name!r} has no earlier champion to roll back to "
+            f"(promotion history: {stack or 'empty'})",
+            hint="promote a version by hand with `kubeline promote --version N`",
+        )
+    current, previous = stack[-1], stack[-2]
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.set_registered_model_tag(name, STACK_TAG, ",".join(stack[:-1]))
+    client.set_model_version_tag(name, current, "kubeline.rolled_back_at", _now())
+    return current, previous
+
+
+def mark_challenger(client: MlflowClient, name: str, version: str | int, reason: str) -> None:
+    """Give ``version`` the challenger alias and record why it was not promoted."""
+    client.set_registered_model_alias(name, CHALLENGER, str(version))
+    client.set_model_version_tag(name, str(version), "kubeline.gate_reason", reason)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    aliases: list[str]
+    run_id: str | None
+    created: str
+    tags: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "aliases": self.aliases,
+            "run_id": self.run_id,
+            "created": self.created,
+            "tags": self.tags,
+        }
+
+
+def versions(client: MlflowClient, name: str) -> list[VersionInfo]:
+    """Every version of a registered model, newest first, with its aliases and kubeline tags."""
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except Exception as exc:
+        raise _registry_error(f"cannot list versions of {name!r}", exc) from exc
+    if not found:
+        raise RegistryError(
+            f"no registered model named {name!r}",
+            hint="run the pipeline first (`kubeline run`), or pass --model NAME",
+        )
+    out = []
+    for mv in sorted(found, key=lambda m: int(m.version), reverse=True):
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(mv.creation_timestamp / 1000))
+        tags = {k: v for k, v in (mv.tags or {}).items() if k.startswith("kubeline.")}
+        out.append(VersionInfo(str(mv.version), list(mv.aliases or []), mv.run_id, created, tags))
+    return out

@@ -1,0 +1,282 @@
+"""Compile the pipelines and run a compiled spec on one machine with ``kfp.local``.
+
+Everything a local run keeps lives under the state folder (``KUBELINE_STATE_DIR``):
+``pipeline-root/`` (task outputs), ``workspace/``, ``logs/<run>.log`` (every task's output) and,
+with the embedded default, ``mlflow.db`` and ``mlartifacts/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from kubeline.errors import PipelineError
+from kubeline.lineage import git_revision
+from kubeline.settings import Settings
+
+PIPELINES = {"training": "kubeline.pipelines.training:training_pipeline"}
+STEP_ORDER = ("ingest", "validate", "features", "train", "evaluate", "register")
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_START = re.compile(r"Executing task '([^']+)'")
+_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
+
+
+def compiled_dir() -> Path:
+    from kubeline.pipelines import COMPILED_DIR
+
+    return COMPILED_DIR
+
+
+def compile_pipelines(out_dir: Path) -> list[Path]:
+    """Compile every pipeline to ``out_dir/<name>.yaml``; returns the written paths."""
+    import importlib
+
+    from kfp import compiler
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, target in PIPELINES.items():
+        module_name, _, attr = target.partition(":")
+        func = getattr(importlib.import_module(module_name), attr)
+        path = out_dir / f"{name}.yaml"
+        compiler.Compiler().compile(func, str(path))
+        written.append(path)
+    return written
+
+
+def stale_specs(committed: Path) -> list[str]:
+    """Names of committed specs that differ from what the code compiles to now."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = compile_pipelines(Path(tmp))
+        return [
+            p.name
+            for p in fresh
+            if not (committed / p.name).exists()
+            or (committed / p.name).read_bytes() != p.read_bytes()
+        ]
+
+
+@dataclass
+class StepEvent:
+    step: str
+    status: str  # "running" | "SUCCESS" | "FAILURE"
+    seconds: float = 0.0
+
+
+@dataclass
+class RunResult:
+    run_name: str
+    outputs: dict[str, Any]
+    log_path: Path
+    outputs_dir: Path | None
+    seconds: float
+    steps: list[StepEvent] = field(default_factory=list)
+
+    def artifact(self, step: str, name: str) -> Path | None:
+        """The local path of a task's output artifact in this run, if it exists."""
+        if self.outputs_dir is None:
+            return None
+        found = sorted(self.outputs_dir.glob(f"{step}*/{name}"))
+        return found[0] if found else None
+
+
+class _StepTee(io.TextIOBase):
+    """Copies kfp.local's output to the run log and turns task start/end lines into events."""
+
+    def __init__(self, log: TextIO, on_event: Callable[[StepEvent], None] | None) -> None:
+        self.log = log
+        self.on_event = on_event
+        self.events: list[StepEvent] = []
+        self.last_lines: list[str] = []
+        self._started: dict[str, float] = {}
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self.log.write(_ANSI.sub("", text))
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._line(_ANSI.sub("", line))
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+
+    def _line(self, line: str) -> None:
+        self.last_lines = [*self.last_lines[-199:], line]
+        if m := _START.search(line):
+            self._started[m.group(1)] = time.monotonic()
+            self._emit(StepEvent(m.group(1), "running"))
+        elif m := _END.search(line):
+            began = self._started.get(m.group(1), time.monotonic())
+            self._emit(StepEvent(m.group(1), m.group(2), time.monotonic() - began))
+
+    def _emit(self, event: StepEvent) -> None:
+        if event.status != "running":
+            self.events.append(event)
+        if self.on_event:
+            self.on_event(event)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Export settings for the tasks (subprocess tasks inherit this process's environment)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _task_environment(settings: Settings) -> dict[str, str]:
+    env = {
+        "KUBELINE_STATE_DIR": str(settings.state_path),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if settings.mlflow_tracking_uri is None:
+        env["KUBELINE_MLFLOW_TRACKING_URI"] = settings.tracking_uri
+    return env
+
+
+def run_local(
+    arguments: dict[str, Any],
+    settings: Settings,
+    *,
+    pipeline: str = "training",
+    runner: str | None = None,
+    on_event: Callable[[StepEvent], None] | None = None,
+) -> RunResult:
+    """Run a compiled pipeline with kfp.local and return its outputs; raise on a failed task."""
+    import warnings
+
+    from kfp import components, local
+
+    spec = compiled_dir() / f"{pipeline}.yaml"
+    if not spec.exists():
+        raise PipelineError(f"no compiled pipeline at {spec}", hint="run `kubeline compile`")
+    kind = runner or settings.runner
+    state = settings.state_path
+    root = state / "pipeline-root"
+    workspace = state / "workspace"
+    logs = state / "logs"
+    for folder in (root, workspace, logs):
+        folder.mkdir(parents=True, exist_ok=True)
+    run_name = time.strftime("%Y%m%d-%H%M%S")
+    log_path = logs / f"{pipeline}-{run_name}.log"
+
+    if kind == "subprocess":
+        local_runner: Any = local.SubprocessRunner(use_venv=False)
+    else:
+        raise PipelineError(f"runner {kind!r} is not available yet", hint="use --runner subprocess")
+    local.init(
+        runner=local_runner,
+        pipeline_root=str(root),
+        workspace_root=str(workspace),
+        raise_on_error=True,
+    )
+    component = components.load_component_from_file(str(spec))
+    before = set(root.iterdir())
+    started = time.monotonic()
+    with log_path.open("w") as log:
+        tee = _StepTee(log, on_event)
+        try:
+            with (
+                _environment(_task_environment(settings)),
+                contextlib.redirect_stdout(tee),
+                warnings.catch_warnings(),
+            ):
+                # The component image is a kubeline image, not a "python" one: kfp warns, needlessly.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                task = component(**{k: v for k, v in arguments.items() if v is not None})
+        except RuntimeError as exc:
+            failed = [e.step for e in tee.events if e.status != "SUCCESS"]
+            step = failed[0] if failed else "?"
+            reason = _failure_reason(tee.last_lines)
+            raise PipelineError(
+                f"pipeline {pipeline!r} failed at step {step!r}: {reason}",
+                hint=f"the full log is {log_path}",
+            ) from exc
+    new_dirs = sorted(set(root.iterdir()) - before)
+    return RunResult(
+        run_name=run_name,
+        outputs=dict(task.outputs),
+        log_path=log_path,
+        outputs_dir=new_dirs[-1] if new_dirs else None,
+        seconds=time.monotonic() - started,
+        steps=tee.events,
+    )
+
+
+def _failure_reason(lines: list[str]) -> str:
+    """The kubeline error a failed task printed, else the last line that looks like an error."""
+    for line in reversed(lines):
+        text = line.strip()
+        if text.startswith("kubeline error:"):
+            return text.removeprefix("kubeline error:").strip()
+    for line in reversed(lines):
+        text = line.strip()
+        if re.match(r"^[\w.]+(Error|Exception)\b", text):
+            return text
+    return "see the log"
+
+
+DEMO_TICKERS, DEMO_YEARS, DEMO_SEED = 20, 5.0, 7
+
+
+def demo_data(settings: Settings) -> tuple[Path, bool]:
+    """The demo data set in the state folder (20 tickers x 5 years), made on first use.
+
+    Returns the folder and whether it was generated now.
+    """
+    from kubeline.data.generate import generate, write_dataset
+
+    folder = settings.state_path / "data" / f"demo-{DEMO_TICKERS}x{DEMO_YEARS:g}y-seed{DEMO_SEED}"
+    if folder.exists() and any(folder.iterdir()):
+        return folder, False
+    frame = generate(tickers=DEMO_TICKERS, years=DEMO_YEARS, seed=DEMO_SEED)
+    write_dataset(frame, folder, "yahoo")
+    return folder, True
+
+
+def run_training(
+    settings: Settings,
+    *,
+    data: str,
+    config_text: str = "",
+    model_name: str = "",
+    min_improvement: float | None = None,
+    runner: str | None = None,
+    on_event: Callable[[StepEvent], None] | None = None,
+) -> RunResult:
+    """Run the training pipeline locally on ``data`` with the given run config text."""
+    from kubeline.storage import is_s3
+
+    location = data if is_s3(data) else str(Path(data).expanduser().resolve())
+    return run_local(
+        {
+            "data": location,
+            "config": config_text,
+            "model_name": model_name,
+            "min_improvement": min_improvement,
+            "git_revision": git_revision(),
+        },
+        settings,
+        runner=runner,
+        on_event=on_event,
+    )

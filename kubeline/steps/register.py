@@ -1,0 +1,188 @@
+"""Register: log the run to MLflow, register a version, and promote it only if blessed.
+
+The evaluate step decides the blessing (the gate). This step adds the infra check: the version
+is loaded back from the registry with the loading code the server uses and must predict on its
+input example the same numbers the pipeline's model does. Only then does it become champion.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kubeline.steps.base import executor, registered_name, run_config
+
+EXAMPLE_FILE = "example.parquet"
+
+
+def infra_check(uri: str, example: Any, expected: Any) -> tuple[bool, str]:
+    """Load ``uri`` as the server would and predict on ``example``; compare with ``expected``."""
+    import numpy as np
+
+    from kubeline import registry
+    from kubeline.errors import KubelineError
+
+    try:
+        got = registry.predict(registry.load_model(uri), example)
+    except KubelineError as exc:
+        return False, f"infra check failed: {exc.message}"
+    except Exception as exc:  # any failure to load or predict is exactly what this check is for
+        return False, f"infra check failed: {type(exc).__name__}: {exc}"
+    if not np.allclose(np.asarray(got, dtype=float), np.asarray(expected, dtype=float), rtol=1e-9):
+        return False, "infra check failed: the registered model predicts other numbers"
+    return True, f"infra check passed ({len(example)} example rows from {uri})"
+
+
+def _params(config: Any, meta: dict[str, Any]) -> dict[str, str]:
+    """Run parameters: the run config and the chosen candidate (MLflow keeps strings)."""
+    out = {
+        "target": config.target,
+        "horizon": config.horizon,
+        "features": ",".join(meta["feature_names"]),
+        "candidate": meta["candidate"],
+        "selection_metric": meta["selection_metric"],
+        "holdout_fraction": config.split.holdout_fraction,
+        "n_splits": config.split.n_splits,
+        "purge_gap": config.purge_gap,
+        "gate_metric": config.gate.metric,
+        "gate_baseline": config.gate.baseline,
+        "seed": config.seed,
+        "tickers": ",".join(config.data.tickers or []) or "all",
+    }
+    out.update({f"model.{k}": v for k, v in meta["params"].items()})
+    return {k: str(v)[:6000] for k, v in out.items()}
+
+
+def _metrics(evaluation: dict[str, Any], meta: dict[str, Any]) -> dict[str, float]:
+    """Flat metric names: holdout_*, baseline_<kind>_*, champion_*, backtest_*, cv_*."""
+    out: dict[str, float] = {}
+
+    def put(prefix: str, values: dict[str, Any] | None) -> None:
+        for k, v in (values or {}).items():
+            if isinstance(v, int | float) and v == v:  # drop NaN: MLflow stores it, UIs choke
+                out[f"{prefix}{k}"] = float(v)
+
+    put("holdout_", evaluation["metrics"])
+    for kind, values in evaluation["baselines"].items():
+        put(f"baseline_{kind}_", values)
+    if evaluation.get("champion"):
+        put("champion_", evaluation["champion"]["metrics"])
+    backtest = evaluation.get("backtest") or {}
+    for side, values in (backtest.get("stats") or {}).items():
+        put(f"backtest_{side}_", values)
+    for row in meta.get("cv_results", []):
+        if row.get("selected"):
+            put(
+                "cv_", {k.removeprefix("mean_"): v for k, v in row.items() if k.startswith("mean_")}
+            )
+    return out
+
+
+def _dataset(snapshot: str, data: str, content_hash: str) -> Any:
+    """The training data as an MLflow dataset, identified by its content hash (not re-read)."""
+    import polars as pl
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.models import infer_signature
+
+    head = pl.read_parquet(snapshot, n_rows=100).to_pandas()
+    schema = infer_signature(head).inputs
+    name = Path(data.rstrip("/")).name or data
+    # MLflow keeps 36 characters of digest; the full hash is in the run's tags.
+    digest = content_hash.split(":")[-1][:36] if content_hash else None
+    return MetaDataset(resolve_dataset_source(data), name=name, digest=digest, schema=schema)
+
+
+@executor
+def run(
+    *,
+    model: str,
+    evaluation: str,
+    report: str,
+    snapshot: str,
+    snapshot_metadata: dict[str, Any],
+    data: str,
+    config: str,
+    model_name: str,
+    lineage: dict[str, str],
+) -> dict[str, str]:
+    """Log, register, infra-check and promote; returns name, version, alias and the reason."""
+    import mlflow
+    import pandas as pd
+    import skops.io
+    from mlflow.models import infer_signature
+
+    from kubeline import lineage as lineage_mod
+    from kubeline import registry
+    from kubeline.settings import get_settings
+    from kubeline.steps.train import MODEL_FILE, load_model
+
+    settings = get_settings()
+    cfg = run_config(config)
+    name = registered_name(cfg, model_name)
+    fitted, meta = load_model(model)
+    folder = Path(evaluation)
+    verdict = json.loads((folder / "evaluation.json").read_text())
+    example = pd.read_parquet(folder / EXAMPLE_FILE)
+    expected = registry.predict(fitted, example)
+    content_hash = str(snapshot_metadata.get("content_hash", ""))
+    lin = {
+        **lineage,
+        "git_revision": lineage.get("git_revision") or lineage_mod.git_revision(),
+        "data_hash": content_hash,
+    }
+    tags = {**lineage_mod.tags(lin), "kubeline.model_name": name}
+
+    client = registry.connect(settings)
+    experiment = registry.ensure_experiment(
+        client, settings.experiment_name, settings.artifact_location
+    )
+    run_name = f"{name}-{(lin.get('pipeline_run_id') or 'local')[:8]}"
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags) as active:
+        mlflow.log_params(_params(cfg, meta))
+        mlflow.log_metrics(_metrics(verdict, meta))
+        mlflow.log_input(_dataset(snapshot, data, content_hash), context="training")
+        info = mlflow.sklearn.log_model(
+            fitted,
+            name="model",
+            signature=infer_signature(example, expected),
+            input_example=example,
+            # Pinned from the installed versions: skips MLflow's seconds-long inference.
+            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
+            skops_trusted_types=skops.io.get_untrusted_types(file=Path(model) / MODEL_FILE),
+        )
+        mlflow.log_artifact(report, artifact_path="report")
+        if (folder / "plots").is_dir():
+            mlflow.log_artifacts(str(folder / "plots"), artifact_path="plots")
+        mlflow.log_dict(verdict, "evaluation.json")
+        mlflow.log_dict(meta, "model.json")
+        mlflow.log_text(cfg.to_yaml(), "run-config.yaml")
+        run_id = active.info.run_id
+
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    uri = registry.model_uri(name, version.version)
+    infra_ok, infra_reason = infra_check(uri, example, expected)
+    gate = verdict["gate"]
+    passed = bool(gate["passed"]) and infra_ok
+    reason = f"{gate['reason']}; {infra_reason}"
+    client.set_model_version_tag(
+        name, version.version, "kubeline.gate", "passed" if passed else "failed"
+    )
+    client.set_model_version_tag(name, version.version, "kubeline.run_id", run_id)
+    if passed:
+        registry.promote(client, name, version.version, reason)
+        alias = registry.CHAMPION
+    else:
+        registry.mark_challenger(client, name, version.version, reason)
+        alias = registry.CHALLENGER
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tags({"kubeline.alias": alias, "kubeline.model_version": version.version})
+        mlflow.log_text(reason, "decision.txt")
+    return {
+        "model_name": name,
+        "model_version": str(version.version),
+        "alias": alias,
+        "reason": reason,
+    }
+

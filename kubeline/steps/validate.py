@@ -1,0 +1,122 @@
+"""Validate: the raw frame -> a clean, content-hashed snapshot, or every problem and a failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kubeline.errors import DataError, Problem
+from kubeline.steps.base import executor, run_config, write_parquet, write_text
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from kubeline.runconfig import RunConfig
+
+
+@dataclass
+class Checked:
+    """The outcome of validating one data set under one run config."""
+
+    clean: pl.DataFrame
+    problems: list[Problem]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "error"]
+
+    def raise_for_errors(self) -> None:
+        if self.errors:
+            files = len({p.file for p in self.errors})
+            raise DataError(
+                f"validation failed: {len(self.errors)} problems in {files} files",
+                self.errors,
+                hint="fix the rows named above (or remove the files), then run again",
+            )
+
+
+def select_tickers(frame: pl.DataFrame, config: RunConfig) -> pl.DataFrame:
+    """Keep the tickers a per-stock config names; fail clearly when one is not in the data."""
+    import polars as pl
+
+    from kubeline.data.schema import TICKER
+
+    wanted = config.data.tickers
+    if not wanted:
+        return frame
+    present = set(frame[TICKER].unique().to_list())
+    missing = [t for t in wanted if t not in present]
+    if missing:
+        sample = ", ".join(sorted(present)[:10])
+        raise DataError(
+            f"the run config asks for tickers {missing} that the data does not have",
+            hint=f"set data.tickers to tickers in the data (e.g. {sample})",
+        )
+    return frame.filter(pl.col(TICKER).is_in(wanted))
+
+
+def min_rows(config: RunConfig, columns: list[str]) -> int:
+    """Rows a ticker needs: the config's ``data.min_rows``, else the feature windows' history."""
+    from kubeline.features import plan
+
+    if config.data.min_rows is not None:
+        return config.data.min_rows
+    return plan(config.features, columns, config.target, config.horizon).required_history
+
+
+def check_frame(raw: pl.DataFrame, config: RunConfig) -> Checked:
+    """Validate a canonical frame under a run config; never raises for data problems."""
+    from kubeline.data.snapshot import content_hash, summary
+    from kubeline.data.validate import validate
+
+    selected = select_tickers(raw, config)
+    result = validate(selected, min_rows=min_rows(config, selected.columns))
+    checked = Checked(result.clean, list(result.problems))
+    if not checked.errors:
+        checked.summary = {**summary(result.clean), "content_hash": content_hash(result.clean)}
+    return checked
+
+
+def check(data: str, config_text: str = "") -> Checked:
+    """Ingest and validate ``data`` (what ``kubeline validate`` runs)."""
+    from kubeline.data.ingest import ingest
+
+    return check_frame(ingest(data), run_config(config_text))
+
+
+def report_markdown(checked: Checked) -> str:
+    """Every problem as a Markdown table, for the KFP UI."""
+    lines = ["# Validation", ""]
+    if checked.summary:
+        s = checked.summary
+        lines += [
+            f"{s['rows']:,} rows, {s['tickers']} tickers, {s['first_date']} to {s['last_date']}; "
+            f"content hash `{s['content_hash']}`.",
+            "",
+        ]
+    if not checked.problems:
+        return "\n".join([*lines, "No problems found."])
+    lines += ["| severity | file | row | column | problem |", "|---|---|---|---|---|"]
+    for p in checked.problems[:500]:
+        cell = p.message.replace("|", "\\|")
+        lines.append(f"| {p.severity} | {p.file} | {p.row or ''} | {p.column or ''} | {cell} |")
+    if len(checked.problems) > 500:
+        lines.append(f"\n... and {len(checked.problems) - 500} more.")
+    return "\n".join(lines)
+
+
+@executor
+def run(*, raw: str, config: str, out: str, report: str) -> dict[str, Any]:
+    """Validate the ingested frame; write the report always and the snapshot only if clean."""
+    import polars as pl
+
+    checked = check_frame(pl.read_parquet(raw), run_config(config))
+    write_text(report_markdown(checked), report)
+    checked.raise_for_errors()
+    write_parquet(checked.clean, out)
+    return {**checked.summary, "warnings": len(checked.warnings)}

@@ -1,0 +1,203 @@
+"""Tune every configured candidate on walk-forward folds, pick the best, refit it.
+
+Only the training window is ever used for fitting and selection; the holdout rows are split off
+first and handed back untouched for evaluation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from kubeline.candidates import CandidateSpec, build_candidates
+from kubeline.data.schema import DATE, DIRECTION_REF, TARGET, TICKER
+from kubeline.errors import TrainingError
+from kubeline.evaluate.metrics import METRICS, better, regression_metrics
+from kubeline.runconfig import RunConfig
+from kubeline.splits import Fold, holdout_split, walk_forward_folds
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+_NOT_FEATURES = frozenset({TICKER, DATE, TARGET})
+
+
+@dataclass
+class TrainResult:
+    """The chosen, refitted model and everything needed to log and evaluate it."""
+
+    model: Pipeline
+    candidate: str
+    params: dict[str, Any]
+    cv_results: pd.DataFrame  # one row per (candidate, parameter combination)
+    feature_names: list[str]
+    target_kind: str
+    selection_metric: str
+    n_train_rows: int
+    n_holdout_rows: int
+    train_dates: tuple[pd.Timestamp, pd.Timestamp]
+    holdout_dates: tuple[pd.Timestamp, pd.Timestamp]
+    holdout: pd.DataFrame = field(repr=False)
+    n_dropped_rows: int = 0  # rows with a missing feature or target (warm-up, latest rows)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly facts about the run, for run parameters, tags and reports."""
+        best = self.cv_results.loc[self.cv_results["selected"]].iloc[0]
+        return {
+            "candidate": self.candidate,
+            "params": dict(self.params),
+            "selection_metric": self.selection_metric,
+            f"cv_{self.selection_metric}": float(best[f"mean_{self.selection_metric}"]),
+            "target_kind": self.target_kind,
+            "n_features": len(self.feature_names),
+            "feature_names": list(self.feature_names),
+            "n_train_rows": self.n_train_rows,
+            "n_holdout_rows": self.n_holdout_rows,
+            "n_dropped_rows": self.n_dropped_rows,
+            "train_start": self.train_dates[0].date().isoformat(),
+            "train_end": self.train_dates[1].date().isoformat(),
+            "holdout_start": self.holdout_dates[0].date().isoformat(),
+            "holdout_end": self.holdout_dates[1].date().isoformat(),
+        }
+
+
+def train(frame: pd.DataFrame, config: RunConfig, *, feature_names: list[str]) -> TrainResult:
+    """Split by date, tune each candidate on walk-forward folds, refit the best on training."""
+    rows, n_dropped = _usable_rows(frame, config, feature_names)
+    split = holdout_split(
+        rows[DATE], holdout_fraction=config.split.holdout_fraction, gap=config.purge_gap
+    )
+    train_rows = rows.iloc[split.train_index].reset_index(drop=True)
+    holdout = rows.iloc[split.holdout_index].reset_index(drop=True)
+    folds = walk_forward_folds(
+        train_rows[DATE], n_splits=config.split.n_splits, gap=config.purge_gap
+    )
+
+    x = train_rows[feature_names]
+    y = train_rows[TARGET].to_numpy(dtype=float)
+    ref = _direction_ref(train_rows)
+    table = pd.DataFrame(
+        [
+            _score(spec, params, x, y, ref, folds)
+            for spec in build_candidates(config)
+            for params in spec.grid or [{}]
+        ]
+    )
+    metric = config.selection_metric
+    table = _rank(table, metric)
+    best = table.loc[table["selected"]].iloc[0]
+    spec = next(s for s in build_candidates(config) if s.name == best["candidate"])
+    model = spec.with_params(best["_params"])
+    _fit(model, x, y, spec.name, best["_params"])
+
+    dates = pd.to_datetime(rows[DATE])
+    train_dates = pd.to_datetime(train_rows[DATE])
+    holdout_dates = dates.iloc[split.holdout_index]
+    return TrainResult(
+        model=model,
+        candidate=spec.name,
+        params=dict(best["_params"]),
+        cv_results=table.drop(columns="_params"),
+        feature_names=list(feature_names),
+        target_kind=config.target_kind,
+        selection_metric=metric,
+        n_train_rows=len(train_rows),
+        n_holdout_rows=len(holdout),
+        train_dates=(train_dates.min(), train_dates.max()),
+        holdout_dates=(holdout_dates.min(), holdout_dates.max()),
+        holdout=holdout,
+        n_dropped_rows=n_dropped,
+    )
+
+
+def _usable_rows(
+    frame: pd.DataFrame, config: RunConfig, feature_names: list[str]
+) -> tuple[pd.DataFrame, int]:
+    """Rows of the configured tickers with every feature and the target known, date-ordered."""
+    if not feature_names:
+        raise TrainingError("no feature columns given to train on")
+    bad = sorted(n for n in feature_names if n in _NOT_FEATURES or n.startswith("_"))
+    if bad:
+        raise TrainingError(
+            f"{', '.join(bad)} cannot be model inputs: keys, the target and '_' helper columns "
+            "are never features",
+            hint="remove them from the run config's features list",
+        )
+    missing = [c for c in (TICKER, DATE, *feature_names, TARGET) if c not in frame.columns]
+    if missing:
+        raise TrainingError(
+            f"the features frame lacks column(s) {', '.join(missing)}",
+            hint="check the run config's features against the feature engine's output",
+        )
+    rows = frame
+    if config.data.tickers is not None:
+        rows = rows[rows[TICKER].isin(config.data.tickers)]
+        if rows.empty:
+            raise TrainingError(
+                f"none of the configured tickers {', '.join(config.data.tickers)} are in the data",
+                hint=f"tickers present include: {', '.join(map(str, frame[TICKER].unique()[:10]))}",
+            )
+    needed = rows[[*feature_names, TARGET]].apply(pd.to_numeric, errors="coerce")
+    known = np.isfinite(needed.to_numpy(dtype=float)).all(axis=1)
+    rows = rows.loc[known].sort_values([DATE, TICKER], kind="stable").reset_index(drop=True)
+    if rows.empty:
+        raise TrainingError(
+            "no row has every feature and the target known",
+            hint="the history may be shorter than the longest feature window; supply more data",
+        )
+    return rows, int((~known).sum())
+
+
+def _direction_ref(rows: pd.DataFrame) -> np.ndarray | None:
+    return rows[DIRECTION_REF].to_numpy(dtype=float) if DIRECTION_REF in rows.columns else None
+
+
+def _score(
+    spec: CandidateSpec,
+    params: dict[str, Any],
+    x: pd.DataFrame,
+    y: np.ndarray,
+    ref: np.ndarray | None,
+    folds: list[Fold],
+) -> dict[str, Any]:
+    """Mean and spread of each metric over the folds for one parameter combination."""
+    per_fold: list[dict[str, float]] = []
+    started = time.perf_counter()
+    for fit_idx, val_idx in folds:
+        model = spec.with_params(params)
+        _fit(model, x.iloc[fit_idx], y[fit_idx], spec.name, params)
+        pred = model.predict(x.iloc[val_idx])
+        per_fold.append(regression_metrics(y[val_idx], pred, None if ref is None else ref[val_idx]))
+    row: dict[str, Any] = {
+        "candidate": spec.name,
+        "params": ", ".join(f"{k}={v}" for k, v in params.items()) or "(defaults)",
+        "_params": params,
+    }
+    for metric in METRICS:
+        values = np.array([fold[metric] for fold in per_fold])
+        row[f"mean_{metric}"] = float(np.nanmean(values)) if np.isfinite(values).any() else np.nan
+        row[f"std_{metric}"] = float(np.nanstd(values)) if np.isfinite(values).any() else np.nan
+    row["fit_seconds"] = round(time.perf_counter() - started, 3)
+    return row
+
+
+def _rank(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rank combinations by the selection metric (NaN last; ties keep config order)."""
+    ascending = better(metric) == "lower"
+    order = table[f"mean_{metric}"].rank(method="first", ascending=ascending, na_option="bottom")
+    table = table.assign(rank=order.astype(int))
+    return table.assign(selected=table["rank"] == 1)
+
+
+def _fit(model: Pipeline, x: pd.DataFrame, y: np.ndarray, name: str, params: dict) -> None:
+    try:
+        model.fit(x, y)
+    except (ValueError, TypeError) as exc:
+        raise TrainingError(
+            f"candidate {name} with {params or 'default parameters'} failed to fit: {exc}",
+            hint="check the parameter values in the run config's models list",
+        ) from exc
