@@ -27,7 +27,7 @@ demo: venv
 test: venv lint check-compiled
 	$(BIN)/pytest -q tests/unit
 	$(BIN)/pytest -q -m integration tests/integration
-	$(BIN)/pytest -q -m e2e tests/e2e
+	@$(MAKE) --no-print-directory test-e2e
 
 test-unit: venv
 	$(BIN)/pytest -q tests/unit
@@ -35,8 +35,13 @@ test-unit: venv
 test-integration: venv
 	$(BIN)/pytest -q -m integration tests/integration
 
+# The e2e tests need a container engine; say plainly when they cannot run.
 test-e2e: venv
-	$(BIN)/pytest -q -m e2e tests/e2e
+	@if ! ls tests/e2e/test_*.py >/dev/null 2>&1; then \
+	  echo "e2e: SKIPPED (no container tests yet)"; \
+	elif ! docker info >/dev/null 2>&1; then \
+	  echo "e2e: SKIPPED (no container engine reachable)"; \
+	else $(BIN)/pytest -q -m e2e tests/e2e; fi
 
 lint: venv
 	$(BIN)/ruff check .

@@ -224,11 +224,12 @@ def run_local(
 
 
 def _failure_reason(lines: list[str]) -> str:
-    """The kubeline error a failed task printed, else the last line that looks like an error."""
-    for line in reversed(lines):
-        text = line.strip()
-        if text.startswith("kubeline error:"):
-            return text.removeprefix("kubeline error:").strip()
+    """The kubeline error a failed task printed (every line of it), else its last error line."""
+    from kubeline.steps.base import ERROR_PREFIX
+
+    found = [line.split(ERROR_PREFIX, 1)[1].strip() for line in lines if ERROR_PREFIX in line]
+    if found:
+        return "\n".join(found)
     for line in reversed(lines):
         text = line.strip()
         if re.match(r"^[\w.]+(Error|Exception)\b", text):

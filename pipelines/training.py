@@ -49,6 +49,9 @@ def training_pipeline(
         table=table.outputs["table"],
         config=config,
         model_name=model_name,
+        pipeline_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        git_revision=git_revision,
         min_improvement=min_improvement,
     )
     # Registration writes to the registry and reads the current champion: never cached.

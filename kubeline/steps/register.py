@@ -185,4 +185,3 @@ def run(
         "alias": alias,
         "reason": reason,
     }
-

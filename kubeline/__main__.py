@@ -1,0 +1,3 @@
+from kubeline.cli import app
+
+app(prog_name="kubeline")

@@ -1,0 +1,54 @@
+"""The committed pipeline spec is what the code compiles to, and has the promised properties."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubeline.runner import compile_pipelines, compiled_dir
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("compiled")
+    (path,) = compile_pipelines(out)
+    committed = compiled_dir() / path.name
+    assert committed.exists(), "pipelines/compiled/training.yaml is missing: run `kubeline compile`"
+    assert committed.read_text() == path.read_text(), "stale spec: run `kubeline compile`"
+    return yaml.safe_load(path.read_text())
+
+
+def test_every_component_runs_the_one_configured_image(spec: dict) -> None:
+    executors = spec["deploymentSpec"]["executors"]
+    assert len(executors) == 6
+    images = {e["container"]["image"] for e in executors.values()}
+    assert images == {"kubeline-pipeline:0.1.0"}
+    assert not any(":latest" in i for i in images)
+
+
+def test_no_component_installs_packages_at_run_time(spec: dict) -> None:
+    for executor in spec["deploymentSpec"]["executors"].values():
+        command = " ".join(executor["container"]["command"])
+        assert "pip install" not in command
+
+
+def test_ingest_and_register_are_never_cached(spec: dict) -> None:
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["ingest"]["cachingOptions"] == {}
+    assert tasks["register"]["cachingOptions"] == {}
+    assert tasks["train"]["cachingOptions"] == {"enableCache": True}
+
+
+def test_register_receives_the_pipeline_run_id(spec: dict) -> None:
+    params = spec["root"]["dag"]["tasks"]["register"]["inputs"]["parameters"]
+    assert params["pipeline_run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+
+
+def test_pipeline_takes_data_config_and_thresholds(spec: dict) -> None:
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert {"data", "config", "model_name", "min_improvement", "git_revision"} <= set(inputs)
+    assert inputs["min_improvement"].get("isOptional") is True
+
+
+def test_compiled_specs_ship_as_package_data() -> None:
+    assert Path(compiled_dir(), "training.yaml").is_file()

@@ -1,0 +1,72 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubeline.errors import ConfigError
+from kubeline.settings import Settings, get_settings
+
+
+def test_settings_read_env_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KUBELINE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("KUBELINE_MODEL_NAME", "my-model")
+    s = Settings()
+    assert s.state_path == tmp_path.resolve()
+    assert s.model_name == "my-model"
+    assert s.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert s.artifact_location == (tmp_path.resolve() / "mlartifacts").as_uri()
+
+
+def test_settings_yaml_file_is_below_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "k.yaml"
+    path.write_text("model_name: from-file\nexperiment_name: exp-file\n")
+    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", str(path))
+    monkeypatch.setenv("KUBELINE_MODEL_NAME", "from-env")
+    s = Settings()
+    assert s.model_name == "from-env"
+    assert s.experiment_name == "exp-file"
+
+
+def test_tracking_server_decides_artifact_location(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBELINE_MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert Settings().artifact_location is None
+
+
+def test_masked_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBELINE_S3_SECRET_ACCESS_KEY", "very-secret-value")
+    masked = Settings().masked()
+    assert masked["s3_secret_access_key"] == "********"
+    assert "very-secret-value" not in json.dumps(masked)
+    assert {"effective_tracking_uri", "model_name", "effective_artifact_location"} <= set(masked)
+
+
+def test_unknown_yaml_key_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "k.yaml"
+    path.write_text("modle_name: typo\n")
+    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", str(path))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="modle_name"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_config_command_prints_json_with_masked_secret(tmp_path: Path) -> None:
+    env = {"KUBELINE_S3_ACCESS_KEY_ID": "AKIA-not-shown", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "kubeline", "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
+    printed = json.loads(out)
+    assert printed["s3_access_key_id"] == "********"
+    assert "AKIA-not-shown" not in out
+    assert printed["effective_tracking_uri"].startswith("sqlite:///")
