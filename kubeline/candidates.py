@@ -87,7 +87,7 @@ def _regressor(candidate: Candidate) -> Any:
         from sklearn.ensemble import RandomForestRegressor
 
         return RandomForestRegressor(
-            n_estimators=100, max_depth=8, min_samples_leaf=50, max_features=0.5, n_jobs=2
+            n_estimators=100, max_depth=8, min_samples_leaf=50, max_features=0.5, n_jobs=1
         )
     if candidate.name == "hist_gbm":
         from sklearn.ensemble import HistGradientBoostingRegressor

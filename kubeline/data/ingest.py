@@ -10,18 +10,26 @@ known format) raise DataError listing all of them; rules about the values themse
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
 from kubeline import storage
 from kubeline.data import schema as s
 from kubeline.data.dates import parse_date_column
-from kubeline.data.layouts import COLUMN_ALIASES, Layout, detect_layout, match_columns, read_header
+from kubeline.data.layouts import (
+    COLUMN_ALIASES,
+    Layout,
+    detect_layout,
+    match_columns,
+    read_first_lines,
+)
 from kubeline.errors import DataError, Problem
 
 if TYPE_CHECKING:
@@ -30,6 +38,8 @@ if TYPE_CHECKING:
 # Spellings of "no value" found in real exports (Yahoo writes "null" on non-trading rows).
 NULL_VALUES = ["null", "NULL", "Null", "NA", "N/A", "n/a", "NaN", "nan", "None", "#N/A", "-"]
 _PATH = "_path"
+_INDEX = "_index"
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NUMERIC = (s.OPEN, s.HIGH, s.LOW, s.CLOSE, s.ADJ_CLOSE, s.VOLUME)
 
 
@@ -59,12 +69,16 @@ def read_files(layout: Layout, files: tuple[Path, ...] | list[Path]) -> pl.DataF
     """Read ``files`` of ``layout`` into one canonical frame sorted by ticker and date."""
     problems: list[Problem] = []
     groups: dict[tuple[str, tuple[str, ...]], list[Path]] = defaultdict(list)
-    for path in files:
-        header = read_header(path)
+    iso: dict[tuple[str, tuple[str, ...]], bool] = defaultdict(lambda: True)
+    # In ticker order, so that the concatenated scan usually needs no sort.
+    for path in sorted(files, key=lambda p: (_ticker_of(p), p)):
+        header, first = read_first_lines(path)
         if not header:
             problems.append(Problem(layout.relative(path), None, None, "file is empty"))
             continue
-        groups[(path.suffix.lower(), tuple(header))].append(path)
+        key = (path.suffix.lower(), tuple(header))
+        groups[key].append(path)
+        iso[key] = iso[key] and _looks_iso(header, first)
 
     frames = []
     for (suffix, header), paths in groups.items():
@@ -78,11 +92,13 @@ def read_files(layout: Layout, files: tuple[Path, ...] | list[Path]) -> pl.DataF
             ]
             continue
         try:
-            frame = _read_group(paths, suffix, columns)
+            frame = _read_group(layout, paths, suffix, columns, iso[(suffix, header)])
         except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
-            problems += _diagnose(layout, paths, suffix, columns)
-            continue
-        frame = _with_lineage(frame, layout, columns, suffix)
+            try:  # maybe only a date in an unexpected format: parse the text instead
+                frame = _read_group(layout, paths, suffix, columns, iso_dates=False)
+            except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
+                problems += _diagnose(layout, paths, suffix, columns)
+                continue
         got = set(frame.get_column(s.SOURCE_FILE).unique().to_list())
         problems += [
             Problem(layout.relative(p), None, None, "file has a header but no rows")
@@ -98,8 +114,20 @@ def read_files(layout: Layout, files: tuple[Path, ...] | list[Path]) -> pl.DataF
     frame, date_problems = parse_date_column(frame, s.DATE)
     problems += date_problems
     if problems:
-        raise DataError(_summary(problems), sorted(problems))
+        raise DataError(_summary(problems), sorted(problems, key=_location))
     return _canonical(frame)
+
+
+def _location(problem: Problem) -> tuple[str, int, str]:
+    return problem.file, problem.row or 0, problem.column or ""
+
+
+def _looks_iso(header: list[str], first: list[str]) -> bool:
+    """Whether the first data row's date is plain ISO, which the CSV reader parses itself."""
+    date_column = match_columns(header).get(s.DATE)
+    if date_column is None or date_column not in header or len(first) != len(header):
+        return False
+    return bool(_ISO_DATE.match(first[header.index(date_column)].strip().strip('"')))
 
 
 def _missing_columns(columns: dict[str, str], layout: Layout) -> list[str]:
@@ -116,59 +144,79 @@ def _summary(problems: list[Problem]) -> str:
     return f"cannot read the data: {len(problems)} problems in {len(files)} files"
 
 
-def _read_group(paths: list[Path], suffix: str, columns: dict[str, str]) -> pl.DataFrame:
-    """One scan over files that share a header; numbers as Float64, dates and tickers as text."""
-    wanted = {canonical: source for canonical, source in columns.items()}
+def _read_group(
+    layout: Layout, paths: list[Path], suffix: str, columns: dict[str, str], iso_dates: bool
+) -> pl.DataFrame:
+    """One scan over files that share a header, with lineage and (if absent) file-name tickers.
+
+    Numbers are read as Float64 and, when ``iso_dates``, dates as Date by the reader itself;
+    otherwise dates stay text for ``parse_date_column``.
+    """
     if suffix == ".csv":
-        overrides: dict[str, pl.DataType] = {
-            source: pl.Float64() if canonical in _NUMERIC else pl.String()
-            for canonical, source in wanted.items()
-        }
+        overrides: dict[str, pl.DataType] = {}
+        for canonical, source in columns.items():
+            if canonical in _NUMERIC:
+                overrides[source] = pl.Float64()
+            elif canonical == s.DATE and iso_dates:
+                overrides[source] = pl.Date()
+            else:
+                overrides[source] = pl.String()
         lazy = pl.scan_csv(
             paths,
             schema_overrides=overrides,
             infer_schema=False,
             null_values=NULL_VALUES,
             include_file_paths=_PATH,
-            row_index_name="_index",
+            row_index_name=_INDEX,
             encoding="utf8-lossy",
         )
     else:
-        lazy = pl.scan_parquet(paths, include_file_paths=_PATH, row_index_name="_index")
-    return lazy.select(
+        lazy = pl.scan_parquet(paths, include_file_paths=_PATH, row_index_name=_INDEX)
+    frame = lazy.select(
         _PATH,
-        "_index",
+        _INDEX,
         *[
-            (
-                pl.col(source).cast(pl.Float64, strict=True)
-                if canonical in _NUMERIC
-                else pl.col(source)
-            ).alias(canonical)
-            for canonical, source in wanted.items()
+            (pl.col(source).cast(pl.Float64) if canonical in _NUMERIC else pl.col(source)).alias(
+                canonical
+            )
+            for canonical, source in columns.items()
         ],
     ).collect()
+    return _with_lineage(frame, layout, s.TICKER in columns, 2 if suffix == ".csv" else 1)
 
 
 def _with_lineage(
-    frame: pl.DataFrame, layout: Layout, columns: dict[str, str], suffix: str
+    frame: pl.DataFrame, layout: Layout, has_ticker: bool, first_line: int
 ) -> pl.DataFrame:
-    """Add ``_file`` (relative to the root), ``_row`` and, when absent, the file-name ticker."""
-    base = (layout.root if layout.root.is_dir() else layout.root.parent).as_posix().rstrip("/")
-    path = pl.col(_PATH).str.replace_all("\\", "/", literal=True)
-    relative = path.str.strip_prefix(base + "/")
-    # Global scan index minus the file's first index: the position within the file.
-    first_line = 2 if suffix == ".csv" else 1
-    extra = [relative.alias(s.SOURCE_FILE)]
-    extra.append(
-        (pl.col("_index") - pl.col("_index").min().over(_PATH) + first_line)
-        .cast(pl.Int64)
-        .alias(s.SOURCE_ROW)
-    )
-    if s.TICKER not in columns:
-        extra.append(path.str.extract(r"([^/]+?)(?:\.[^./]+)?$", 1).alias(s.TICKER))
-    else:
-        extra.append(pl.col(s.TICKER).cast(pl.String).str.strip_chars())
-    return frame.with_columns(extra).drop(_PATH, "_index")
+    """Swap the scan's path and global index for ``_file``, ``_row`` and maybe ``ticker``.
+
+    Each file's rows are contiguous in a scan, so the work is done once per file (thousands)
+    and spread to rows (millions) with a gather instead of a per-row string operation.
+    """
+    runs = frame.get_column(_PATH).rle()
+    lengths = runs.struct.field("len").to_numpy()
+    run_paths = [Path(p) for p in runs.struct.field("value").to_list()]
+    run_of_row = np.repeat(np.arange(len(lengths), dtype=np.uint32), lengths)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    row = np.arange(frame.height, dtype=np.int64) - np.repeat(starts, lengths) + first_line
+    gather = pl.Series(run_of_row)
+    extra = [
+        pl.Series(s.SOURCE_FILE, [layout.relative(p) for p in run_paths], pl.String).gather(gather),
+        pl.Series(s.SOURCE_ROW, row),
+    ]
+    if not has_ticker:
+        extra.append(
+            pl.Series(s.TICKER, [_ticker_of(p) for p in run_paths], pl.String).gather(gather)
+        )
+    frame = frame.drop(_PATH, _INDEX).with_columns(extra)
+    if has_ticker:
+        frame = frame.with_columns(pl.col(s.TICKER).cast(pl.String).str.strip_chars())
+    return frame
+
+
+def _ticker_of(path: Path) -> str:
+    """``stocks/BRK.B.csv`` -> ``BRK.B``: the file name without its extension."""
+    return path.name[: -len(path.suffix)] if path.suffix else path.name
 
 
 def _diagnose(
@@ -216,8 +264,18 @@ def _canonical(frame: pl.DataFrame) -> pl.DataFrame:
     if s.ADJ_CLOSE not in frame.columns:
         frame = frame.with_columns(pl.col(s.CLOSE).alias(s.ADJ_CLOSE))
     order = [s.TICKER, s.DATE, *[c for c in s.VALUES if c in frame.columns], *s.LINEAGE]
-    return (
-        frame.select(order)
-        .with_columns(pl.col(c).cast(pl.Float64) for c in s.VALUES if c in frame.columns)
-        .sort(s.TICKER, s.DATE, s.SOURCE_FILE, s.SOURCE_ROW)
+    frame = frame.select(order).with_columns(
+        pl.col(c).cast(pl.Float64) for c in s.VALUES if c in frame.columns
     )
+    if not is_sorted(frame):
+        frame = frame.sort(s.TICKER, s.DATE, s.SOURCE_FILE, s.SOURCE_ROW)
+    return frame
+
+
+def is_sorted(frame: pl.DataFrame) -> bool:
+    """Whether rows are in (ticker, date) order, checked in one vectorized pass."""
+    if frame.height < 2:
+        return True
+    ticker, when = pl.col(s.TICKER), pl.col(s.DATE)
+    ok = (ticker.shift(-1) > ticker) | ((ticker.shift(-1) == ticker) & (when.shift(-1) >= when))
+    return bool(frame.select(ok.slice(0, frame.height - 1).all()).item())

@@ -77,10 +77,21 @@ def match_columns(header: list[str]) -> dict[str, str]:
 
 def read_header(path: Path) -> list[str]:
     """Column names of a CSV (its first line) or a Parquet file; [] for an empty file."""
+    return read_first_lines(path)[0]
+
+
+def read_first_lines(path: Path) -> tuple[list[str], list[str]]:
+    """A file's column names and first data row as text ([] when absent); Parquet: no row."""
     if path.suffix.lower() in (".parquet", ".pq"):
-        return list(pl.read_parquet_schema(path))
+        return list(pl.read_parquet_schema(path)), []
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
-        line = handle.readline()
+        lines = [handle.readline(), handle.readline()]
+    header, first = (_fields(line) for line in lines)
+    return header, first if header else []
+
+
+def _fields(line: str) -> list[str]:
+    # Headers and dates never contain commas inside quotes in the layouts read here.
     if not line.strip():
         return []
     return [field.strip().strip('"') for field in line.rstrip("\r\n").split(",")]
