@@ -86,6 +86,8 @@ def _regressor(candidate: Candidate) -> Any:
     if candidate.name == "random_forest":
         from sklearn.ensemble import RandomForestRegressor
 
+        # One job: threads add tree outputs in a varying order, so predictions would differ in
+        # the last bits from run to run and training would not be reproducible.
         return RandomForestRegressor(
             n_estimators=100, max_depth=8, min_samples_leaf=50, max_features=0.5, n_jobs=1
         )

@@ -81,10 +81,14 @@ class DataConfig(_Strict):
     """Which part of the snapshot to model."""
 
     tickers: list[str] | None = Field(
-        None, min_length=1, description="Only these tickers (e.g. one, for a per-stock model)."
+        default=None,
+        min_length=1,
+        description="Only these tickers (e.g. one, for a per-stock model).",
     )
     min_rows: int | None = Field(
-        None, ge=1, description="Minimum history per ticker; overrides the data layer's default."
+        default=None,
+        ge=1,
+        description="Minimum history per ticker; overrides the data layer's default.",
     )
 
     @field_validator("tickers")
@@ -98,18 +102,20 @@ class DataConfig(_Strict):
 class SplitConfig(_Strict):
     """How the time axis is cut into training, validation folds and holdout."""
 
-    holdout_fraction: float = Field(0.2, gt=0.0, lt=0.5)
-    n_splits: int = Field(4, ge=2)
-    gap: int | None = Field(None, ge=0, description="Purge gap in bars; default: the horizon.")
+    holdout_fraction: float = Field(default=0.2, gt=0.0, lt=0.5)
+    n_splits: int = Field(default=4, ge=2)
+    gap: int | None = Field(
+        default=None, ge=0, description="Purge gap in bars; default: the horizon."
+    )
 
 
 class Candidate(_Strict):
     """One model family to tune: a built-in name or any regressor by import path."""
 
     name: BuiltinModel | None = None
-    estimator: str | None = Field(None, description="e.g. sklearn.linear_model.Lasso")
+    estimator: str | None = Field(default=None, description="e.g. sklearn.linear_model.Lasso")
     params: dict[str, list[ParamValue]] = Field(default_factory=dict)
-    scale: bool | None = Field(None, description="Standardize inputs; default per model.")
+    scale: bool | None = Field(default=None, description="Standardize inputs; default per model.")
 
     @field_validator("params", mode="before")
     @classmethod
@@ -216,7 +222,7 @@ class GateConfig(_Strict):
     """When a newly trained model may become the champion."""
 
     metric: MetricName = "rmse"
-    min_improvement: float = Field(0.0, ge=0.0)
+    min_improvement: float = Field(default=0.0, ge=0.0)
     baseline: BaselineName = "persistence"
 
 
@@ -224,17 +230,17 @@ class BacktestConfig(_Strict):
     """The long-or-flat trading simulation on holdout predictions (return targets only)."""
 
     enabled: bool = True
-    cost_bps: float = Field(0.0, ge=0.0)
+    cost_bps: float = Field(default=0.0, ge=0.0)
 
 
 class RunConfig(_Strict):
     """Everything one training run needs besides the data and the settings."""
 
-    model_name: str | None = Field(None, min_length=1)
+    model_name: str | None = Field(default=None, min_length=1)
     data: DataConfig = Field(default_factory=DataConfig)
     target: TargetName = "next_return"
-    horizon: int = Field(1, ge=1)
-    features: list[str] | None = Field(None, min_length=1)
+    horizon: int = Field(default=1, ge=1)
+    features: list[str] | None = Field(default=None, min_length=1)
     split: SplitConfig = Field(default_factory=SplitConfig)
     models: Annotated[list[Candidate], Field(min_length=1)] = Field(
         default_factory=_default_candidates

@@ -50,6 +50,14 @@ class Settings(BaseSettings):
         f"kubeline-pipeline:{__version__}",
         description="Container image every pipeline component runs in (compile time).",
     )
+    cluster_config_map: str = Field(
+        "kubeline-settings",
+        description="ConfigMap whose KUBELINE_* keys every task reads on a cluster (compile time).",
+    )
+    cluster_s3_secret: str = Field(
+        "kubeline-s3",
+        description="Secret with access-key-id/secret-access-key for S3, on a cluster (compile time).",
+    )
     runner: Literal["subprocess", "docker"] = Field(
         "subprocess", description="kfp.local runner for `kubeline run`."
     )

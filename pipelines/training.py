@@ -4,6 +4,7 @@ from typing import NamedTuple, Optional
 
 from kfp import dsl
 from kubeline.components import evaluate, features, ingest, register, train, validate
+from kubeline.pipelines.cluster import with_cluster_settings
 
 PIPELINE_NAME = "kubeline-training"
 
@@ -68,6 +69,8 @@ def training_pipeline(
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         git_revision=git_revision,
     ).set_caching_options(False)
+    for task in (ingested, checked, table, trained, evaluated, registered):
+        with_cluster_settings(task)
     return TrainingOutputs(
         registered.outputs["model_name"],
         registered.outputs["model_version"],

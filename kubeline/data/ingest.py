@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from kubeline.settings import Settings
 
 # Spellings of "no value" found in real exports (Yahoo writes "null" on non-trading rows).
+# Each spelling slows the reader, so the first attempt knows only Yahoo's and empty fields.
+FAST_NULL_VALUES = ["null"]
 NULL_VALUES = ["null", "NULL", "Null", "NA", "N/A", "n/a", "NaN", "nan", "None", "#N/A", "-"]
 _PATH = "_path"
 _INDEX = "_index"
@@ -92,10 +94,10 @@ def read_files(layout: Layout, files: tuple[Path, ...] | list[Path]) -> pl.DataF
             ]
             continue
         try:
-            frame = _read_group(layout, paths, suffix, columns, iso[(suffix, header)])
+            frame = _read_group(layout, paths, suffix, columns, iso[(suffix, header)], fast=True)
         except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
-            try:  # maybe only a date in an unexpected format: parse the text instead
-                frame = _read_group(layout, paths, suffix, columns, iso_dates=False)
+            try:  # other spellings of "no value", or dates not all ISO: the slower, lenient read
+                frame = _read_group(layout, paths, suffix, columns, iso_dates=False, fast=False)
             except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
                 problems += _diagnose(layout, paths, suffix, columns)
                 continue
@@ -145,7 +147,12 @@ def _summary(problems: list[Problem]) -> str:
 
 
 def _read_group(
-    layout: Layout, paths: list[Path], suffix: str, columns: dict[str, str], iso_dates: bool
+    layout: Layout,
+    paths: list[Path],
+    suffix: str,
+    columns: dict[str, str],
+    iso_dates: bool,
+    fast: bool,
 ) -> pl.DataFrame:
     """One scan over files that share a header, with lineage and (if absent) file-name tickers.
 
@@ -165,10 +172,10 @@ def _read_group(
             paths,
             schema_overrides=overrides,
             infer_schema=False,
-            null_values=NULL_VALUES,
+            null_values=FAST_NULL_VALUES if fast else NULL_VALUES,
             include_file_paths=_PATH,
             row_index_name=_INDEX,
-            encoding="utf8-lossy",
+            encoding="utf8" if fast else "utf8-lossy",
         )
     else:
         lazy = pl.scan_parquet(paths, include_file_paths=_PATH, row_index_name=_INDEX)
@@ -194,10 +201,10 @@ def _with_lineage(
     and spread to rows (millions) with a gather instead of a per-row string operation.
     """
     runs = frame.get_column(_PATH).rle()
-    lengths = runs.struct.field("len").to_numpy()
+    lengths = runs.struct.field("len").to_numpy().astype(np.int64)
     run_paths = [Path(p) for p in runs.struct.field("value").to_list()]
     run_of_row = np.repeat(np.arange(len(lengths), dtype=np.uint32), lengths)
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    starts = np.cumsum(lengths) - lengths
     row = np.arange(frame.height, dtype=np.int64) - np.repeat(starts, lengths) + first_line
     gather = pl.Series(run_of_row)
     extra = [
@@ -208,7 +215,9 @@ def _with_lineage(
         extra.append(
             pl.Series(s.TICKER, [_ticker_of(p) for p in run_paths], pl.String).gather(gather)
         )
-    frame = frame.drop(_PATH, _INDEX).with_columns(extra)
+    # Built from the Series directly: DataFrame.drop/select copy more than needed here.
+    kept = [frame.get_column(c) for c in frame.columns if c not in (_PATH, _INDEX)]
+    frame = pl.DataFrame([*kept, *extra])
     if has_ticker:
         frame = frame.with_columns(pl.col(s.TICKER).cast(pl.String).str.strip_chars())
     return frame

@@ -79,19 +79,33 @@ def _metrics(evaluation: dict[str, Any], meta: dict[str, Any]) -> dict[str, floa
     return out
 
 
-def _dataset(snapshot: str, data: str, content_hash: str) -> Any:
+def _dataset(snapshot: str, data: str, metadata: dict[str, Any]) -> Any:
     """The training data as an MLflow dataset, identified by its content hash (not re-read)."""
+    import warnings
+
     import polars as pl
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.models import infer_signature
 
+    class SnapshotDataset(MetaDataset):
+        """A MetaDataset whose profile is the snapshot's summary (rows, tickers, dates)."""
+
+        @property
+        def profile(self) -> Any | None:
+            keys = ("rows", "tickers", "first_date", "last_date")
+            return {k: metadata[k] for k in keys if k in metadata}
+
     head = pl.read_parquet(snapshot, n_rows=100).to_pandas()
-    schema = infer_signature(head).inputs
-    name = Path(data.rstrip("/")).name or data
+    content_hash = str(metadata.get("content_hash", ""))
     # MLflow keeps 36 characters of digest; the full hash is in the run's tags.
     digest = content_hash.split(":")[-1][:36] if content_hash else None
-    return MetaDataset(resolve_dataset_source(data), name=name, digest=digest, schema=schema)
+    with warnings.catch_warnings():
+        # A local path matches two equivalent local source types; MLflow warns, needlessly.
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(data)
+    name = Path(data.rstrip("/")).name or data
+    return SnapshotDataset(source, name=name, digest=digest, schema=infer_signature(head).inputs)
 
 
 @executor
@@ -142,7 +156,7 @@ def run(
     with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags) as active:
         mlflow.log_params(_params(cfg, meta))
         mlflow.log_metrics(_metrics(verdict, meta))
-        mlflow.log_input(_dataset(snapshot, data, content_hash), context="training")
+        mlflow.log_input(_dataset(snapshot, data, snapshot_metadata), context="training")
         info = mlflow.sklearn.log_model(
             fitted,
             name="model",

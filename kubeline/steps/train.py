@@ -63,9 +63,9 @@ def run(*, table: str, config: str, out: str) -> dict[str, Any]:
     save_model(result.model, meta, out)
     best = cv.loc[cv["selected"]].iloc[0]
     metrics = {
-        f"cv_{k.removeprefix('mean_')}": float(v)
+        f"cv_{str(k).removeprefix('mean_')}": float(v)
         for k, v in best.items()
-        if k.startswith("mean_") and pd.notna(v)
+        if str(k).startswith("mean_") and pd.notna(v)
     }
     metadata = {k: v for k, v in meta.items() if k != "cv_results"}
     metadata["framework"] = "scikit-learn"

@@ -15,7 +15,8 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> dict:
     committed = compiled_dir() / path.name
     assert committed.exists(), "pipelines/compiled/training.yaml is missing: run `kubeline compile`"
     assert committed.read_text() == path.read_text(), "stale spec: run `kubeline compile`"
-    return yaml.safe_load(path.read_text())
+    pipeline, platform = yaml.safe_load_all(path.read_text())
+    return {**pipeline, "_platform": platform}
 
 
 def test_every_component_runs_the_one_configured_image(spec: dict) -> None:
@@ -52,3 +53,22 @@ def test_pipeline_takes_data_config_and_thresholds(spec: dict) -> None:
 
 def test_compiled_specs_ship_as_package_data() -> None:
     assert Path(compiled_dir(), "training.yaml").is_file()
+
+
+def test_tasks_read_settings_and_s3_secret_from_the_cluster(spec: dict) -> None:
+    executors = spec["_platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert len(executors) == 6
+    for config in executors.values():
+        (secret,) = config["secretAsEnv"]
+        assert secret["secretName"] == "kubeline-s3" and secret["optional"] is True
+        envs = {k["envVar"] for k in secret["keyToEnv"]}
+        assert envs == {"KUBELINE_S3_ACCESS_KEY_ID", "KUBELINE_S3_SECRET_ACCESS_KEY"}
+        (config_map,) = config["configMapAsEnv"]
+        keys = {k["envVar"] for k in config_map["keyToEnv"]}
+        assert "KUBELINE_MLFLOW_TRACKING_URI" in keys
+
+
+def test_spec_holds_no_endpoint_or_credential(spec: dict) -> None:
+    text = yaml.safe_dump(spec)
+    for needle in ("http://", "https://", "AWS_SECRET", "127.0.0.1", "sqlite:"):
+        assert needle not in text

@@ -63,14 +63,14 @@ def test_folds_never_validate_on_a_date_they_train_on() -> None:
 
 def test_folds_group_all_rows_of_a_date_together() -> None:
     dates = panel_dates(60)
-    for fit_idx, val_idx in walk_forward_folds(dates, n_splits=4, gap=1):
+    for _fit_idx, val_idx in walk_forward_folds(dates, n_splits=4, gap=1):
         val_dates = set(dates.iloc[val_idx])
         assert set(np.flatnonzero(dates.isin(val_dates))) == set(val_idx)
 
 
 def test_folds_are_ordered_and_train_strictly_before_validation_with_the_gap() -> None:
     dates = panel_dates(60)
-    unique, rank = date_ranks(dates)
+    _unique, rank = date_ranks(dates)
     folds = walk_forward_folds(dates, n_splits=4, gap=2)
     assert len(folds) == 4
     previous_val_end = -1

@@ -1,0 +1,164 @@
+"""Holdout metrics, naive baselines, the gate comparison and the evaluation bundle."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kubeline.data.schema import DATE, DIRECTION_REF, NAIVE_LAST, NAIVE_MA, TARGET, TICKER
+from kubeline.errors import ConfigError, DataError
+from kubeline.evaluate import compare, decide_gate, evaluate, score_model
+from kubeline.evaluate.baseline import naive_predictions
+from kubeline.evaluate.metrics import regression_metrics
+from kubeline.runconfig import RunConfig
+
+
+def test_regression_metrics_match_hand_computed_values() -> None:
+    m = regression_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 5.0])
+    assert m["rmse"] == pytest.approx(math.sqrt(4 / 3))
+    assert m["mae"] == pytest.approx(2 / 3)
+    assert m["r2"] == pytest.approx(1 - 4 / 2)
+    assert set(m) == {"rmse", "mae", "r2", "directional_accuracy"}
+
+
+def test_directional_accuracy_compares_signs_around_zero_for_returns() -> None:
+    m = regression_metrics([0.02, -0.01, 0.03, -0.02], [0.01, 0.01, 0.02, -0.05])
+    assert m["directional_accuracy"] == pytest.approx(3 / 4)
+
+
+def test_directional_accuracy_uses_the_reference_for_levels() -> None:
+    # Volume 100 today: 120 actual is up, the forecast 110 is up too; 90 actual is down, 105 up.
+    m = regression_metrics([120.0, 90.0], [110.0, 105.0], direction_ref=[100.0, 100.0])
+    assert m["directional_accuracy"] == pytest.approx(0.5)
+
+
+def test_directional_accuracy_leaves_out_rows_that_did_not_move() -> None:
+    m = regression_metrics([0.0, 0.01, 0.0], [0.5, 0.02, -0.3])
+    assert m["directional_accuracy"] == 1.0
+
+
+def test_undefined_metrics_are_nan() -> None:
+    assert math.isnan(regression_metrics([], [])["rmse"])
+    constant = regression_metrics([1.0, 1.0], [1.0, 2.0], direction_ref=1.0)
+    assert math.isnan(constant["r2"]) and math.isnan(constant["directional_accuracy"])
+
+
+def test_length_mismatch_is_an_error() -> None:
+    with pytest.raises(ValueError, match="length mismatch"):
+        regression_metrics([1.0, 2.0], [1.0])
+
+
+def holdout_frame() -> pd.DataFrame:
+    dates = pd.bdate_range("2024-01-01", periods=6)
+    return pd.DataFrame(
+        {
+            TICKER: ["A"] * 6,
+            DATE: dates,
+            "x": [0.01, -0.02, 0.03, -0.01, 0.02, 0.01],
+            NAIVE_LAST: [0.0, 0.01, -0.02, 0.03, -0.01, 0.02],
+            NAIVE_MA: [0.0, 0.005, 0.0, 0.01, 0.0, 0.01],
+            DIRECTION_REF: 0.0,
+            TARGET: [0.01, -0.02, 0.03, -0.01, 0.02, 0.01],
+        }
+    )
+
+
+class EchoModel:
+    """Predicts the target exactly, because the test frame sets x equal to it."""
+
+    feature_names_in_ = np.array(["x"])
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        return x["x"].to_numpy()
+
+
+def test_naive_predictions_read_the_naive_columns() -> None:
+    frame = holdout_frame()
+    np.testing.assert_array_equal(naive_predictions(frame, "persistence"), frame[NAIVE_LAST])
+    np.testing.assert_array_equal(naive_predictions(frame, "moving_average"), frame[NAIVE_MA])
+
+
+def test_naive_predictions_need_the_naive_column() -> None:
+    with pytest.raises(DataError, match="no _naive_ma column"):
+        naive_predictions(holdout_frame().drop(columns=NAIVE_MA), "moving_average")
+
+
+def test_evaluate_scores_model_and_both_baselines_on_the_same_rows() -> None:
+    frame = holdout_frame()
+    frame.loc[0, NAIVE_MA] = np.nan  # a row no baseline can forecast is left out of every score
+    ev = evaluate(EchoModel(), frame, ["x"], RunConfig(), target_kind="return")
+    assert ev.n_rows == 5 and ev.n_dropped_rows == 1
+    assert ev.metrics["rmse"] == 0.0
+    expected = regression_metrics(frame[TARGET][1:], frame[NAIVE_LAST][1:])
+    assert ev.baselines["persistence"] == pytest.approx(expected)
+    assert list(ev.predictions.columns) == [DATE, TICKER, "actual", "prediction", "naive"]
+    assert ev.gate_inputs["reference"] == ev.baselines["persistence"]
+    assert ev.backtest is not None and ev.backtest_note is None
+    flat = ev.to_metrics()
+    assert {"rmse", "persistence_rmse", "moving_average_r2", "backtest_strategy_sharpe"} <= set(
+        flat
+    )
+
+
+def test_evaluate_has_no_backtest_for_a_level_target_and_says_why() -> None:
+    frame = holdout_frame()
+    ev = evaluate(EchoModel(), frame, ["x"], RunConfig(), target_kind="level")
+    assert ev.backtest is None and "level" in str(ev.backtest_note)
+
+
+def test_evaluate_respects_a_disabled_backtest() -> None:
+    config = RunConfig.from_yaml_text("backtest: {enabled: false}")
+    ev = evaluate(EchoModel(), holdout_frame(), ["x"], config, target_kind="return")
+    assert ev.backtest is None and "disabled" in str(ev.backtest_note)
+
+
+def test_evaluate_backtests_every_horizon_th_date_for_multi_bar_targets() -> None:
+    config = RunConfig.from_yaml_text("horizon: 2")
+    ev = evaluate(EchoModel(), holdout_frame(), ["x"], config, target_kind="return")
+    assert ev.backtest is not None and len(ev.backtest.curve) == 3
+
+
+def test_score_model_uses_the_models_own_feature_names() -> None:
+    assert score_model(EchoModel(), holdout_frame())["rmse"] == 0.0
+
+
+def test_compare_lower_is_better_metric_with_relative_margin() -> None:
+    passed, reason = compare(
+        {"rmse": 0.9}, {"rmse": 1.0}, "rmse", 0.05, reference_name="the champion"
+    )
+    assert passed
+    assert reason == "rmse 0.9 beats the champion (1): 10.0% lower, required at least 5.0%"
+    passed, reason = compare({"rmse": 0.97}, {"rmse": 1.0}, "rmse", 0.05)
+    assert not passed and "does not beat" in reason and "3.0% lower" in reason
+
+
+def test_compare_higher_is_better_metric_with_absolute_margin() -> None:
+    assert compare({"r2": 0.02}, {"r2": -0.01}, "r2", 0.01)[0]
+    assert not compare(
+        {"directional_accuracy": 0.505}, {"directional_accuracy": 0.5}, "directional_accuracy", 0.01
+    )[0]
+
+
+def test_compare_requires_a_strict_improvement_even_with_zero_margin() -> None:
+    assert not compare({"mae": 1.0}, {"mae": 1.0}, "mae", 0.0)[0]
+    assert compare({"mae": 0.99}, {"mae": 1.0}, "mae", 0.0)[0]
+
+
+def test_compare_fails_when_a_metric_is_undefined() -> None:
+    passed, reason = compare({"r2": float("nan")}, {"r2": 0.1}, "r2", 0.0)
+    assert not passed and "undefined for the candidate" in reason
+
+
+def test_compare_refuses_an_unknown_metric() -> None:
+    with pytest.raises(ConfigError, match="unknown gate metric 'mape'"):
+        compare({}, {}, "mape", 0.0)
+
+
+def test_decide_gate_needs_both_the_baseline_and_the_champion_beaten() -> None:
+    ev = evaluate(EchoModel(), holdout_frame(), ["x"], RunConfig(), target_kind="return")
+    assert decide_gate(ev).passed
+    decision = decide_gate(ev, champion={"rmse": 0.0})
+    assert not decision.passed and "the champion" in decision.reasons[1]
