@@ -67,7 +67,7 @@ class TrainResult:
 
 def train(frame: pd.DataFrame, config: RunConfig, *, feature_names: list[str]) -> TrainResult:
     """Split by date, tune each candidate on walk-forward folds, refit the best on training."""
-    rows, n_dropped = _usable_rows(frame, config, feature_names)
+    rows, n_dropped = usable_rows(frame, config, feature_names)
     split = holdout_split(
         rows[DATE], holdout_fraction=config.split.holdout_fraction, gap=config.purge_gap
     )
@@ -77,22 +77,28 @@ def train(frame: pd.DataFrame, config: RunConfig, *, feature_names: list[str]) -
         train_rows[DATE], n_splits=config.split.n_splits, gap=config.purge_gap
     )
 
+    from threadpoolctl import threadpool_limits
+
     x = train_rows[feature_names]
     y = train_rows[TARGET].to_numpy(dtype=float)
     ref = _direction_ref(train_rows)
-    table = pd.DataFrame(
-        [
-            _score(spec, params, x, y, ref, folds)
-            for spec in build_candidates(config)
-            for params in spec.grid or [{}]
-        ]
-    )
-    metric = config.selection_metric
-    table = _rank(table, metric)
-    best = table.loc[table["selected"]].iloc[0]
-    spec = next(s for s in build_candidates(config) if s.name == best["candidate"])
-    model = spec.with_params(best["_params"])
-    _fit(model, x, y, spec.name, best["_params"])
+    specs = build_candidates(config)
+    # One native thread: the fits are small, and OpenMP threads (hist_gbm) that spin-wait on a
+    # busy machine made training 3-5x slower than one thread in measurements on two cores.
+    with threadpool_limits(limits=1):
+        table = pd.DataFrame(
+            [
+                _score(spec, params, x, y, ref, folds)
+                for spec in specs
+                for params in spec.grid or [{}]
+            ]
+        )
+        metric = config.selection_metric
+        table = _rank(table, metric)
+        best = table.loc[table["selected"]].iloc[0]
+        spec = next(s for s in specs if s.name == best["candidate"])
+        model = spec.with_params(best["_params"])
+        _fit(model, x, y, spec.name, best["_params"])
 
     dates = pd.to_datetime(rows[DATE])
     train_dates = pd.to_datetime(train_rows[DATE])
@@ -114,10 +120,13 @@ def train(frame: pd.DataFrame, config: RunConfig, *, feature_names: list[str]) -
     )
 
 
-def _usable_rows(
+def usable_rows(
     frame: pd.DataFrame, config: RunConfig, feature_names: list[str]
 ) -> tuple[pd.DataFrame, int]:
-    """Rows of the configured tickers with every feature and the target known, date-ordered."""
+    """Rows of the configured tickers with every feature and the target known, date-ordered.
+
+    Returns the rows and how many were dropped for a missing or non-finite value.
+    """
     if not feature_names:
         raise TrainingError("no feature columns given to train on")
     bad = sorted(n for n in feature_names if n in _NOT_FEATURES or n.startswith("_"))

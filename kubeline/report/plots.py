@@ -84,7 +84,7 @@ def residual_histogram(predictions: pd.DataFrame, path: str | Path, *, bins: int
     return _save(fig, path)
 
 
-def render_plots(evaluation: Evaluation, folder: str | Path) -> dict[str, Path]:
+def write_all(evaluation: Evaluation, folder: str | Path) -> dict[str, Path]:
     """Write every chart the evaluation supports into ``folder``; name -> PNG path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,13 +22,12 @@ PREDICTIONS_FILE = "predictions.parquet"
 EXAMPLE_ROWS = 5
 
 
-def holdout_rows(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
+def holdout_rows(table: pd.DataFrame, meta: dict[str, Any], config: RunConfig) -> pd.DataFrame:
     """The rows train held out: the holdout date range, every feature and the target known."""
     import pandas as pd
 
     from kubeline.train import usable_rows
 
-    config = run_config("")
     rows, _ = usable_rows(table, config, meta["feature_names"])
     dates = pd.to_datetime(rows["date"])
     keep = (dates >= pd.Timestamp(meta["holdout_start"])) & (
@@ -88,7 +87,7 @@ def run(
     cfg = _with_margin(run_config(config), min_improvement)
     name = registered_name(cfg, model_name)
     fitted, meta = load_model(model)
-    holdout = holdout_rows(pd.read_parquet(table), meta)
+    holdout = holdout_rows(pd.read_parquet(table), meta, cfg)
     evaluation = evaluate(
         fitted, holdout, meta["feature_names"], cfg, target_kind=meta["target_kind"]
     )
