@@ -1,5 +1,3 @@
-from typing import Optional
-
 from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 from kubeline.components.image import kubeline_component
 
@@ -17,13 +15,13 @@ def evaluate(
     report: Output[HTML],
     summary: Output[Markdown],
     evaluation: Output[Artifact],
-    min_improvement: Optional[float] = None,  # noqa: UP045 (KFP reads typing.Optional)
+    min_improvement: float = -1.0,
 ):
     """Score the model on the holdout against naive baselines and the current champion.
 
     Like TFX's Evaluator, this step decides the blessing: the gate verdict that the register
     step obeys. In: the trained ``model``, the feature ``table``, the run ``config``, the
-    registered ``model_name`` ("" = the configured one), ``min_improvement`` (unset = the
+    registered ``model_name`` ("" = the configured one), ``min_improvement`` (negative = the
     config's gate). Out: holdout ``metrics``; an HTML ``report`` with plots and backtest; a Markdown
     ``summary``; ``evaluation``, a folder with evaluation.json, predictions and the PNG plots.
     """

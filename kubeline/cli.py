@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kubeline.errors import KubelineError
 
@@ -52,7 +53,7 @@ def handles_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except KubelineError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -108,7 +109,7 @@ def validate(
 
     result = check(data, _config_text(config))
     for problem in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(str(problem))}", highlight=False)
     result.raise_for_errors()
     summary = result.summary
     console.print(
@@ -152,7 +153,7 @@ def features(
         highlight=False,
     )
     for problem in summary.warnings[:20]:
-        err_console.print(f"[yellow]warning:[/] {problem}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(str(problem))}", highlight=False)
 
 
 @app.command("compile")
@@ -235,7 +236,7 @@ def _print_outcome(result: Any) -> None:
         f"[/] as [bold {colour}]{alias}[/] ({result.seconds:.1f} s)",
         highlight=False,
     )
-    console.print(f"  {out.get('reason', '')}", highlight=False)
+    console.print(f"  {escape(str(out.get('reason', '')))}", highlight=False)
     evaluation = result.artifact("evaluate", "evaluation")
     if evaluation is not None:
         console.print(f"  {read_headline(evaluation)}", highlight=False)

@@ -1,6 +1,6 @@
 """The training pipeline: ingest -> validate -> features -> train -> evaluate -> register."""
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 from kfp import dsl
 from kubeline.components import evaluate, features, ingest, register, train, validate
@@ -25,7 +25,7 @@ def training_pipeline(
     data: str,
     config: str = "",
     model_name: str = "",
-    min_improvement: Optional[float] = None,  # noqa: UP045 (KFP reads typing.Optional)
+    min_improvement: float = -1.0,
     git_revision: str = "",
 ) -> TrainingOutputs:
     """Run the whole training lifecycle.
@@ -34,8 +34,9 @@ def training_pipeline(
         data: Local path or s3:// prefix of the raw OHLCV files (any supported layout).
         config: A YAML run config (target, features, split, candidates, gate); "" = defaults.
         model_name: Registered model name; "" = the config's, else the KUBELINE_MODEL_NAME setting.
-        min_improvement: Relative margin the model must beat the baseline and champion by;
-            unset = the config's ``gate.min_improvement``.
+        min_improvement: Margin the model must beat the baseline and champion by; negative
+            (the default) = the config's ``gate.min_improvement``. A number, not an optional,
+            because kfp.local cannot default an unset optional parameter.
         git_revision: Source revision recorded as lineage; "" = the image's or checkout's.
     """
     # The data behind a path can change between runs, so ingest always reads it afresh; the

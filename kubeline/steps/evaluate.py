@@ -57,7 +57,8 @@ def champion_metrics(name: str, holdout: pd.DataFrame) -> tuple[dict[str, Any] |
 
 
 def _with_margin(config: RunConfig, min_improvement: float | None) -> RunConfig:
-    if min_improvement is None:
+    """The config with the pipeline's margin, if one was given (None or negative = none)."""
+    if min_improvement is None or min_improvement < 0:
         return config
     gate = config.gate.model_copy(update={"min_improvement": float(min_improvement)})
     return config.model_copy(update={"gate": gate})

@@ -36,7 +36,7 @@ def cli(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     return done
 
 
-def client(state: Path):  # noqa: ANN201 - an MlflowClient
+def client(state: Path):
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{state / 'mlflow.db'}"

@@ -48,7 +48,7 @@ def test_register_receives_the_pipeline_run_id(spec: dict) -> None:
 def test_pipeline_takes_data_config_and_thresholds(spec: dict) -> None:
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert {"data", "config", "model_name", "min_improvement", "git_revision"} <= set(inputs)
-    assert inputs["min_improvement"].get("isOptional") is True
+    assert inputs["min_improvement"]["defaultValue"] == -1.0
 
 
 def test_compiled_specs_ship_as_package_data() -> None:

@@ -55,7 +55,9 @@ def test_parse_reads_slashes_day_first_when_a_first_field_exceeds_12() -> None:
 
 
 def test_parse_decides_day_month_order_per_file() -> None:
-    frame = _frame(["03/01/2000", "13/01/2000", "01/03/2000", "01/13/2000"], ["d.csv"] * 2 + ["u.csv"] * 2)
+    frame = _frame(
+        ["03/01/2000", "13/01/2000", "01/03/2000", "01/13/2000"], ["d.csv"] * 2 + ["u.csv"] * 2
+    )
     out, problems = parse_date_column(frame)
     assert problems == []
     assert out.get_column("date").to_list() == [date(2000, 1, 3), date(2000, 1, 13)] * 2

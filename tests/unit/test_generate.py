@@ -29,7 +29,16 @@ def test_generate_different_seed_gives_different_prices(frame: pl.DataFrame) -> 
 
 
 def test_generate_has_canonical_columns_sorted_by_ticker_and_date(frame: pl.DataFrame) -> None:
-    assert frame.columns == [s.TICKER, s.DATE, s.OPEN, s.HIGH, s.LOW, s.CLOSE, s.ADJ_CLOSE, s.VOLUME]
+    assert frame.columns == [
+        s.TICKER,
+        s.DATE,
+        s.OPEN,
+        s.HIGH,
+        s.LOW,
+        s.CLOSE,
+        s.ADJ_CLOSE,
+        s.VOLUME,
+    ]
     assert frame.schema[s.DATE] == pl.Date
     assert frame.equals(frame.sort(s.TICKER, s.DATE))
     assert frame.select(pl.struct(s.TICKER, s.DATE).is_unique().all()).item()

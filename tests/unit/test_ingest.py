@@ -123,7 +123,10 @@ def test_ingest_sorts_rows_by_ticker_and_date(tmp_path: Path) -> None:
 
 
 def test_ingest_reads_yahoo_null_rows_as_missing_values(tmp_path: Path) -> None:
-    _write(tmp_path / "A.csv", YAHOO + "2000-01-03,null,null,null,null,null,null\n2000-01-04,1,1,1,1,1,1\n")
+    _write(
+        tmp_path / "A.csv",
+        YAHOO + "2000-01-03,null,null,null,null,null,null\n2000-01-04,1,1,1,1,1,1\n",
+    )
     frame = ingest(tmp_path)
     assert frame.get_column(s.CLOSE).to_list() == [None, 1.0]
 

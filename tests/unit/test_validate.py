@@ -71,7 +71,12 @@ def test_validate_rejects_unparseable_date_text_naming_the_value() -> None:
 
 
 def test_validate_drops_exact_duplicate_rows_with_a_warning() -> None:
-    frame = pl.concat([_rows("A", 3), _rows("A", 3).slice(1, 1).with_columns(pl.lit(9, dtype=pl.Int64).alias(s.SOURCE_ROW))])
+    frame = pl.concat(
+        [
+            _rows("A", 3),
+            _rows("A", 3).slice(1, 1).with_columns(pl.lit(9, dtype=pl.Int64).alias(s.SOURCE_ROW)),
+        ]
+    )
     result = validate(frame, min_rows=1)
     assert result.errors == []
     (warning,) = result.warnings
@@ -81,7 +86,9 @@ def test_validate_drops_exact_duplicate_rows_with_a_warning() -> None:
 
 
 def test_validate_rejects_conflicting_duplicates() -> None:
-    duplicate = _rows("A", 1, close=[10.7]).with_columns(pl.lit(9, dtype=pl.Int64).alias(s.SOURCE_ROW))
+    duplicate = _rows("A", 1, close=[10.7]).with_columns(
+        pl.lit(9, dtype=pl.Int64).alias(s.SOURCE_ROW)
+    )
     problem = _one_error(pl.concat([_rows("A", 3), duplicate]))
     assert (problem.file, problem.row, problem.column) == ("A.csv", 9, s.DATE)
     assert "other values" in problem.message
@@ -163,7 +170,9 @@ def test_validate_rejects_when_no_ticker_is_long_enough() -> None:
 def test_validate_rejects_a_ticker_in_two_files() -> None:
     frame = pl.concat([_rows("A", 2, file="stocks/A.csv"), _rows("A", 2, file="etfs/A.csv")])
     frame = frame.with_columns(
-        pl.Series(s.DATE, [D0, D0 + timedelta(days=1), D0 + timedelta(days=2), D0 + timedelta(days=3)])
+        pl.Series(
+            s.DATE, [D0, D0 + timedelta(days=1), D0 + timedelta(days=2), D0 + timedelta(days=3)]
+        )
     )
     problem = _one_error(frame)
     assert (problem.file, problem.column) == ("stocks/A.csv", s.TICKER)
