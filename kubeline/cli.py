@@ -240,9 +240,8 @@ def _print_outcome(result: Any) -> None:
     evaluation = result.artifact("evaluate", "evaluation")
     if evaluation is not None:
         console.print(f"  {read_headline(evaluation)}", highlight=False)
-    report = result.artifact("evaluate", "report")
-    if report is not None:
-        console.print(f"  report: {report}")
+    if result.report_path is not None:
+        console.print(f"  report: {result.report_path}")
     console.print(f"  run log: {result.log_path}")
     if settings.tracking_uri.startswith("sqlite:"):
         console.print(

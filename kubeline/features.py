@@ -20,17 +20,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
-import pandas as pd
 import polars as pl
 
 from kubeline.data import schema as s
 from kubeline.data.ingest import is_sorted
 from kubeline.errors import ConfigError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 TargetKind = Literal["return", "log_return", "level"]
-Frame = TypeVar("Frame", pd.DataFrame, pl.DataFrame)
+Frame = TypeVar("Frame", "pd.DataFrame", pl.DataFrame)
 
 PRICE = s.ADJ_CLOSE
 _POS = "_pos"  # 0-based bar number within the ticker
@@ -40,7 +42,9 @@ _GROUP = "_group"  # integer id of the ticker, a cheaper key than the name for .
 # Speed: on rows sorted by ticker, a rolling window or shift over the whole column equals the
 # per-ticker one wherever the window lies inside one ticker, so those run unpartitioned and rows
 # whose window would reach into the previous ticker are masked by ``_pos`` (see
-# ``feature_expressions``). Only recursive EMAs, which carry state, run ``.over(_GROUP)``.
+# ``build_lazy``). Only recursive EMAs, which carry state, run ``.over(_GROUP)``. The price:
+# rolling sums are updated incrementally along the column, so a ticker's values can differ in
+# the last bits (~1e-15 relative) depending on which tickers precede it in the frame.
 
 
 def _price() -> pl.Expr:
@@ -56,41 +60,40 @@ def _ret(n: int) -> pl.Expr:
     return _price() / _price().shift(n) - 1
 
 
-def _logret(n: int) -> pl.Expr:
-    return (_price() / _price().shift(n)).log()
-
-
 def _ema(expr: pl.Expr, span: int) -> pl.Expr:
     return expr.ewm_mean(span=span, adjust=False, min_samples=span).over(_GROUP)
 
 
-def _macd() -> pl.Expr:
-    return _ema(_price(), 12) - _ema(_price(), 26)
+def _wilder(expr: pl.Expr, n: int) -> pl.Expr:
+    return expr.ewm_mean(alpha=1 / n, adjust=False, min_samples=n).over(_GROUP)
 
 
-def _macd_signal() -> pl.Expr:
-    return _ema(_macd(), 9)
+# The first bar's difference would reach into the previous ticker: null it before smoothing.
+def _change() -> pl.Expr:
+    return pl.when(_since(2)).then(_price().diff())
 
 
-def _rsi(n: int) -> pl.Expr:
-    # The first bar's difference would reach into the previous ticker: null it before smoothing.
-    change = pl.when(_since(2)).then(_price().diff())
-
-    def wilder(x: pl.Expr) -> pl.Expr:
-        return x.ewm_mean(alpha=1 / n, adjust=False, min_samples=n).over(_GROUP)
-
-    gain = wilder(change.clip(lower_bound=0))
-    loss = wilder((-change).clip(lower_bound=0))
-    return 100 * gain / (gain + loss)
+def _col(name: str) -> pl.Expr:
+    return pl.col(name)
 
 
-def _volatility(n: int) -> pl.Expr:
-    return _logret(1).rolling_std(n)
-
-
-def _bollinger_width(n: int) -> pl.Expr:
-    # (upper - lower) / middle with bands at 2 standard deviations.
-    return 4 * _price().rolling_std(n) / _price().rolling_mean(n)
+# Intermediate columns shared by several features, computed once per build in stages (a stage
+# reads only earlier stages): name -> (stage, expression).
+_SHARED: dict[str, tuple[int, Callable[[], pl.Expr]]] = {
+    "_ema_12": (1, lambda: _ema(_price(), 12)),
+    "_ema_26": (1, lambda: _ema(_price(), 26)),
+    "_sma_20": (1, lambda: _price().rolling_mean(20)),
+    "_std_20": (1, lambda: _price().rolling_std(20)),
+    "_volume_mean_30": (1, lambda: pl.col(s.VOLUME).rolling_mean(30)),
+    "_gain_14": (1, lambda: _wilder(_change().clip(lower_bound=0), 14)),
+    "_loss_14": (1, lambda: _wilder((-_change()).clip(lower_bound=0), 14)),
+    "_macd": (2, lambda: _col("_ema_12") - _col("_ema_26")),
+    "_signal": (3, lambda: _ema(_col("_macd"), 9)),
+}
+_USES: dict[str, tuple[str, ...]] = {
+    "_macd": ("_ema_12", "_ema_26"),
+    "_signal": ("_macd",),
+}
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class FeatureSpec:
     scale_free: bool
     expression: Callable[[], pl.Expr]
     description: str
+    shared: tuple[str, ...] = ()  # intermediate columns (``_SHARED``) the expression reads
 
 
 def _spec(
@@ -112,45 +116,51 @@ def _spec(
     scale_free: bool,
     expression: Callable[[], pl.Expr],
     description: str,
+    shared: tuple[str, ...] = (),
 ) -> tuple[str, FeatureSpec]:
-    return name, FeatureSpec(name, inputs, window, scale_free, expression, description)
+    return name, FeatureSpec(name, inputs, window, scale_free, expression, description, shared)
 
 
 _P = (PRICE,)
 _V = (s.VOLUME,)
+_MACD = ("_macd",)
+_SIGNAL = ("_macd", "_signal")
 FEATURES: dict[str, FeatureSpec] = dict(
     [
         _spec("ret_1", _P, 2, True, lambda: _ret(1), "1-bar simple return"),
-        _spec("logret_1", _P, 2, True, lambda: _logret(1), "1-bar log return"),
+        _spec("logret_1", _P, 2, True, lambda: (_price() / _price().shift(1)).log(), "log return"),
         _spec("ret_5", _P, 6, True, lambda: _ret(5), "5-bar simple return"),
         _spec("ret_20", _P, 21, True, lambda: _ret(20), "20-bar simple return"),
         _spec("sma_10", _P, 10, False, lambda: _price().rolling_mean(10), "10-bar mean price"),
-        _spec("sma_20", _P, 20, False, lambda: _price().rolling_mean(20), "20-bar mean price"),
-        _spec("ema_12", _P, 12, False, lambda: _ema(_price(), 12), "12-bar EMA"),
-        _spec("ema_26", _P, 26, False, lambda: _ema(_price(), 26), "26-bar EMA"),
+        _spec("sma_20", _P, 20, False, lambda: _col("_sma_20"), "20-bar mean price", ("_sma_20",)),
+        _spec("ema_12", _P, 12, False, lambda: _col("_ema_12"), "12-bar EMA", ("_ema_12",)),
+        _spec("ema_26", _P, 26, False, lambda: _col("_ema_26"), "26-bar EMA", ("_ema_26",)),
         _spec(
             "dist_sma_20",
             _P,
             20,
             True,
-            lambda: _price() / _price().rolling_mean(20) - 1,
-            "price/sma_20 - 1",
+            lambda: _price() / _col("_sma_20") - 1,
+            "price / sma_20 - 1",
+            ("_sma_20",),
         ),
         _spec(
             "dist_ema_12",
             _P,
             12,
             True,
-            lambda: _price() / _ema(_price(), 12) - 1,
-            "price/ema_12 - 1",
+            lambda: _price() / _col("_ema_12") - 1,
+            "price / ema_12 - 1",
+            ("_ema_12",),
         ),
         _spec(
             "volume_mean_30",
             _V,
             30,
             False,
-            lambda: pl.col(s.VOLUME).rolling_mean(30),
+            lambda: _col("_volume_mean_30"),
             "30-bar mean volume",
+            ("_volume_mean_30",),
         ),
         _spec(
             "adj_close_median_30",
@@ -165,39 +175,65 @@ FEATURES: dict[str, FeatureSpec] = dict(
             _V,
             30,
             True,
-            lambda: pl.col(s.VOLUME) / pl.col(s.VOLUME).rolling_mean(30),
+            lambda: pl.col(s.VOLUME) / _col("_volume_mean_30"),
             "volume / its 30-bar mean",
+            ("_volume_mean_30",),
         ),
-        _spec("rsi_14", _P, 15, True, lambda: _rsi(14), "Wilder's 14-bar RSI, 0-100"),
-        _spec("macd", _P, 26, False, _macd, "ema_12 - ema_26 (price units)"),
-        _spec("macd_signal", _P, 34, False, _macd_signal, "9-bar EMA of macd (price units)"),
-        _spec("macd_hist", _P, 34, False, lambda: _macd() - _macd_signal(), "macd - macd_signal"),
-        _spec("macd_norm", _P, 26, True, lambda: _macd() / _price(), "macd / price"),
         _spec(
-            "macd_signal_norm", _P, 34, True, lambda: _macd_signal() / _price(), "signal / price"
+            "rsi_14",
+            _P,
+            15,
+            True,
+            lambda: 100 * _col("_gain_14") / (_col("_gain_14") + _col("_loss_14")),
+            "Wilder's 14-bar RSI, 0-100",
+            ("_gain_14", "_loss_14"),
+        ),
+        _spec("macd", _P, 26, False, lambda: _col("_macd"), "ema_12 - ema_26", _MACD),
+        _spec("macd_signal", _P, 34, False, lambda: _col("_signal"), "9-bar EMA of macd", _SIGNAL),
+        _spec(
+            "macd_hist",
+            _P,
+            34,
+            False,
+            lambda: _col("_macd") - _col("_signal"),
+            "macd - macd_signal",
+            _SIGNAL,
+        ),
+        _spec("macd_norm", _P, 26, True, lambda: _col("_macd") / _price(), "macd / price", _MACD),
+        _spec(
+            "macd_signal_norm",
+            _P,
+            34,
+            True,
+            lambda: _col("_signal") / _price(),
+            "macd_signal / price",
+            _SIGNAL,
         ),
         _spec(
             "macd_hist_norm",
             _P,
             34,
             True,
-            lambda: (_macd() - _macd_signal()) / _price(),
-            "(macd - signal) / price",
+            lambda: (_col("_macd") - _col("_signal")) / _price(),
+            "macd_hist / price",
+            _SIGNAL,
         ),
         _spec(
             "bollinger_width_20",
             _P,
             20,
             True,
-            lambda: _bollinger_width(20),
+            # (upper - lower) / middle with bands at 2 standard deviations.
+            lambda: 4 * _col("_std_20") / _col("_sma_20"),
             "(upper - lower) / middle of 2-sigma 20-bar bands",
+            ("_std_20", "_sma_20"),
         ),
         _spec(
             "volatility_20",
             _P,
             21,
             True,
-            lambda: _volatility(20),
+            lambda: (_price() / _price().shift(1)).log().rolling_std(20),
             "20-bar standard deviation of log returns",
         ),
         _spec(
@@ -330,21 +366,20 @@ def plan(
     return FeaturePlan(chosen, skipped, history)
 
 
+def _shared_needed(feature_plan: FeaturePlan) -> list[str]:
+    needed = {name for f in feature_plan.features for name in FEATURES[f].shared}
+    for name in list(needed):
+        needed.update(_USES.get(name, ()))
+    return [name for name in _SHARED if name in needed]
+
+
 def feature_expressions(
     feature_plan: FeaturePlan, target: str = "next_return", horizon: int = 1
 ) -> list[pl.Expr]:
-    """The output columns after ticker and date, in output order, as polars expressions."""
-    exprs = [
-        pl.when(_since(FEATURES[name].window)).then(FEATURES[name].expression()).alias(name)
-        for name in feature_plan.features
-    ]
+    """Raw feature, baseline and target expressions (before masking), in output order."""
+    exprs = [FEATURES[name].expression().alias(name) for name in feature_plan.features]
     exprs += [e.alias(n) for n, e in TARGETS[target].expressions(horizon).items()]
-    return [_finite_or_null(e) for e in exprs]
-
-
-def _finite_or_null(expr: pl.Expr) -> pl.Expr:
-    name = expr.meta.output_name()
-    return pl.when(expr.is_finite()).then(expr).otherwise(None).cast(pl.Float64).alias(name)
+    return exprs
 
 
 def build_lazy(
@@ -369,9 +404,29 @@ def build_lazy(
             pl.int_range(pl.len(), 0, -1, dtype=pl.Int64).over(_GROUP).sub(1).alias(_LEFT),
         )
     )
-    return lazy.select(
-        pl.col(s.TICKER), pl.col(s.DATE), *feature_expressions(feature_plan, target, horizon)
+    shared = _shared_needed(feature_plan)
+    for stage in sorted({_SHARED[name][0] for name in shared}):
+        lazy = lazy.with_columns(
+            _SHARED[name][1]().alias(name) for name in shared if _SHARED[name][0] == stage
+        )
+    exprs = feature_expressions(feature_plan, target, horizon)
+    names = [e.meta.output_name() for e in exprs]
+    windows = {name: FEATURES[name].window for name in feature_plan.features}
+    # Computed once as columns, then masked: a window reaching into the previous ticker, and
+    # inf/NaN from a zero denominator, become null.
+    return lazy.with_columns(exprs).select(
+        pl.col(s.TICKER),
+        pl.col(s.DATE),
+        *[_masked(name, windows.get(name, 1)) for name in names],
     )
+
+
+def _masked(name: str, window: int) -> pl.Expr:
+    column = pl.col(name).cast(pl.Float64)
+    keep = column.is_finite()
+    if window > 1:
+        keep = keep & _since(window)
+    return pl.when(keep).then(column).alias(name)
 
 
 def build_polars(
@@ -397,7 +452,7 @@ def build(
 
     Features whose input columns are absent are skipped; ``plan`` says which.
     """
-    if isinstance(frame, pd.DataFrame):
+    if not isinstance(frame, pl.DataFrame):  # pandas, imported only by callers that use it
         polars_frame = pl.from_pandas(frame.reset_index(drop=True))
         if polars_frame.schema[s.DATE] != pl.Date:
             polars_frame = polars_frame.with_columns(pl.col(s.DATE).cast(pl.Date))
@@ -415,13 +470,13 @@ def feature_names(frame: pd.DataFrame | pl.DataFrame) -> list[str]:
 def trainable(frame: Frame) -> Frame:
     """Rows where every feature, baseline and the target are known (for training/evaluation)."""
     needed = [c for c in frame.columns if c not in (s.TICKER, s.DATE)]
-    if isinstance(frame, pd.DataFrame):
-        return frame.dropna(subset=needed).reset_index(drop=True)
-    return frame.drop_nulls(needed)
+    if isinstance(frame, pl.DataFrame):
+        return frame.drop_nulls(needed)
+    return frame.dropna(subset=needed).reset_index(drop=True)
 
 
 def latest(frame: Frame) -> Frame:
     """Each ticker's last row: what serving predicts from (its target is still unknown)."""
-    if isinstance(frame, pd.DataFrame):
-        return frame.groupby(s.TICKER, sort=True).tail(1).reset_index(drop=True)
-    return frame.group_by(s.TICKER, maintain_order=True).last()
+    if isinstance(frame, pl.DataFrame):
+        return frame.group_by(s.TICKER, maintain_order=True).last()
+    return frame.groupby(s.TICKER, sort=True).tail(1).reset_index(drop=True)

@@ -33,7 +33,7 @@ TargetName = Literal["next_return", "next_log_return", "next_volume"]
 TargetKind = Literal["return", "log_return", "level"]
 MetricName = Literal["rmse", "mae", "r2", "directional_accuracy"]
 BuiltinModel = Literal["ridge", "poly2", "random_forest", "hist_gbm"]
-BaselineName = Literal["persistence", "moving_average"]
+BaselineName = Literal["best", "persistence", "moving_average"]
 
 TARGET_KINDS: dict[str, TargetKind] = {
     "next_return": "return",
@@ -223,7 +223,8 @@ class GateConfig(_Strict):
 
     metric: MetricName = "rmse"
     min_improvement: float = Field(default=0.0, ge=0.0)
-    baseline: BaselineName = "persistence"
+    # "best": the stronger naive forecast on the gate metric, so the gate never picks a straw man.
+    baseline: BaselineName = "best"
 
 
 class BacktestConfig(_Strict):

@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class RunResult:
     outputs_dir: Path | None
     seconds: float
     steps: list[StepEvent] = field(default_factory=list)
+    report_path: Path | None = None
 
     def artifact(self, step: str, name: str) -> Path | None:
         """The local path of a task's output artifact in this run, if it exists."""
@@ -213,7 +215,7 @@ def run_local(
                 hint=f"the full log is {log_path}",
             ) from exc
     new_dirs = sorted(set(root.iterdir()) - before)
-    return RunResult(
+    result = RunResult(
         run_name=run_name,
         outputs=dict(task.outputs),
         log_path=log_path,
@@ -221,6 +223,13 @@ def run_local(
         seconds=time.monotonic() - started,
         steps=tee.events,
     )
+    report = result.artifact("evaluate", "report")
+    if report is not None:
+        # KFP names the file after the output; keep a copy a browser opens as a page.
+        result.report_path = state / "reports" / f"{pipeline}-{run_name}.html"
+        result.report_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report, result.report_path)
+    return result
 
 
 def _failure_reason(lines: list[str]) -> str:

@@ -104,9 +104,11 @@ def _block(n_days: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarra
     switches = rng.random((n_days, n)) < switch_p
     turbulent = (np.cumsum(switches, axis=0) + rng.integers(0, 2, size=n)) % 2 == 1
     base_vol = rng.lognormal(np.log(0.015), 0.35, size=n)  # daily sigma in the calm regime
-    base_mu = rng.normal(0.0004, 0.0003, size=n)
-    sigma = np.where(turbulent, base_vol * rng.uniform(1.8, 3.0, size=n), base_vol)
-    mu = np.where(turbulent, base_mu - 0.0012, base_mu)
+    # Calm regimes drift up, turbulent ones down and faster: the median name gains a little
+    # over a decade, and few fall to the price floor.
+    base_mu = rng.normal(0.0007, 0.0003, size=n)
+    sigma = np.where(turbulent, base_vol * rng.uniform(1.5, 2.2, size=n), base_vol)
+    mu = np.where(turbulent, base_mu - 0.0008, base_mu)
 
     phi_r = rng.uniform(0.03, 0.12, size=n)
     noise = _ar1(rng.standard_normal((n_days, n)), phi_r)

@@ -83,8 +83,8 @@ def read_files(layout: Layout, files: tuple[Path, ...] | list[Path]) -> pl.DataF
         iso[key] = iso[key] and _looks_iso(header, first)
 
     frames = []
-    for (suffix, header), paths in groups.items():
-        columns = match_columns(list(header))
+    for (suffix, names), paths in groups.items():
+        columns = match_columns(list(names))
         missing = _missing_columns(columns, layout)
         if missing:
             problems += [
@@ -94,7 +94,7 @@ def read_files(layout: Layout, files: tuple[Path, ...] | list[Path]) -> pl.DataF
             ]
             continue
         try:
-            frame = _read_group(layout, paths, suffix, columns, iso[(suffix, header)], fast=True)
+            frame = _read_group(layout, paths, suffix, columns, iso[(suffix, names)], fast=True)
         except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
             try:  # other spellings of "no value", or dates not all ISO: the slower, lenient read
                 frame = _read_group(layout, paths, suffix, columns, iso_dates=False, fast=False)

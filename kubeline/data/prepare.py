@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from kubeline import features as feature_engine
 from kubeline import storage
 from kubeline.data import schema as s
 from kubeline.data.ingest import read_files
-from kubeline.data.layouts import detect_layout
+from kubeline.data.layouts import Layout, detect_layout, match_columns, read_first_lines
 from kubeline.data.snapshot import combine, ticker_digests
 from kubeline.data.validate import validate, validation_error
 from kubeline.errors import DataError, Problem
@@ -68,6 +69,7 @@ def prepare_features(
     target: str = "next_return",
     horizon: int = 1,
     min_rows: int | None = None,
+    tickers: list[str] | None = None,
     files_per_batch: int = DEFAULT_FILES_PER_BATCH,
     on_progress: Callable[[int, int], None] | None = None,
     hash_content: bool = True,
@@ -76,32 +78,37 @@ def prepare_features(
     """Compute features for every ticker at ``location`` into the Parquet file ``out``.
 
     ``min_rows`` defaults to the history the features need plus ``horizon`` (one trainable row
-    per ticker). ``on_progress(files_done, files_total)`` is called after each batch.
+    per ticker). ``tickers`` keeps only those tickers (files named for other tickers are
+    not even read). ``on_progress(files_done, files_total)`` is called after each batch.
     """
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kubeline-prepare-") as workdir:
         layout = detect_layout(storage.fetch(location, Path(workdir), settings))
-        files = layout.files
+        files = _files_for(layout, tickers)
         total = len(files)
         step = max(1, files_per_batch)
         errors: list[Problem] = []
         warnings: list[Problem] = []
         dropped: list[str] = []
         first_file: dict[str, str] = {}
-        digests: dict[str, bytes] = {}
         plan: feature_engine.FeaturePlan | None = None
-        rows = batches = 0
-        writer: pq.ParquetWriter | None = None
+        sink = _Sink(hash_content)
         with storage.output_location(out, settings) as tmp:
             try:
                 for first in range(0, total, step):
                     batch_files = files[first : first + step]
+                    done = first + len(batch_files)
                     try:
                         raw = read_files(layout, batch_files)
                     except DataError as exc:
                         errors += exc.problems or [Problem(str(location), None, None, exc.message)]
-                        _progress(on_progress, first + len(batch_files), total)
+                        _progress(on_progress, done, total)
                         continue
+                    if tickers:
+                        raw = raw.filter(pl.col(s.TICKER).is_in(tickers))
+                        if raw.is_empty():
+                            _progress(on_progress, done, total)
+                            continue
                     errors += _seen_elsewhere(raw, first_file)
                     if plan is None:
                         plan = feature_engine.plan(features, raw.columns, target, horizon)
@@ -112,44 +119,106 @@ def prepare_features(
                     warnings += result.warnings
                     dropped += result.dropped_tickers
                     if errors:  # keep checking the rest, but writing is pointless now
-                        _progress(on_progress, first + len(batch_files), total)
+                        _progress(on_progress, done, total)
                         continue
                     clean = _with_columns_of_plan(result.clean, plan, target)
-                    if hash_content:
-                        digests.update(ticker_digests(clean))
-                    table = (
-                        feature_engine.build_lazy(clean, plan, target, horizon).collect().to_arrow()
+                    table = feature_engine.build_lazy(clean, plan, target, horizon).collect()
+                    sink.put(tmp, clean, table)
+                    del clean, result, table
+                    _progress(on_progress, done, total)
+                sink.finish()
+                absent = sorted(set(tickers or ()) - set(first_file))
+                if absent:
+                    errors.append(
+                        Problem(str(location), None, s.TICKER, f"no data for tickers {absent}")
                     )
-                    del clean, result
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                    writer.write_table(
-                        table.cast(writer.schema), row_group_size=min(MAX_ROW_GROUP, table.num_rows)
-                    )
-                    rows += table.num_rows
-                    batches += 1
-                    _progress(on_progress, first + len(batch_files), total)
                 if errors:
                     raise validation_error(errors)
-                if writer is None or plan is None:
+                if sink.rows == 0 or plan is None:
                     raise DataError(f"no rows to write from {location}")
             finally:
-                if writer is not None:
-                    writer.close()
+                sink.close()
     assert plan is not None  # every path without a plan raised above
     return PrepareSummary(
         out=str(out),
-        rows=rows,
+        rows=sink.rows,
         tickers=len(first_file) - len(set(dropped)),
-        batches=batches,
+        batches=sink.batches,
         features=plan.features,
         skipped=plan.skipped,
         dropped_tickers=sorted(set(dropped)),
         warnings=warnings,
         seconds=round(time.perf_counter() - started, 3),
-        content_hash=combine(digests) if hash_content else None,
+        content_hash=combine(sink.digests) if hash_content else None,
         target=target,
         horizon=horizon,
+    )
+
+
+class _Sink:
+    """Writes (and hashes) each batch in a background thread while the next one is computed.
+
+    At most one batch waits in the thread, so memory stays at about two batches. pyarrow's
+    writer and hashlib release the GIL, which is what makes the overlap real.
+    """
+
+    def __init__(self, hash_content: bool) -> None:
+        self.hash_content = hash_content
+        self.digests: dict[str, bytes] = {}
+        self.rows = 0
+        self.batches = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeline-write")
+        self._pending: Future[None] | None = None
+
+    def put(self, path: Path, clean: pl.DataFrame, features: pl.DataFrame) -> None:
+        self.finish()
+        self._pending = self._pool.submit(self._write, path, clean, features)
+
+    def _write(self, path: Path, clean: pl.DataFrame, features: pl.DataFrame) -> None:
+        # string_view columns convert without a copy.
+        table = features.to_arrow(compat_level=pl.CompatLevel.newest())
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(
+                path,
+                table.schema,
+                # Float features barely compress; compressing only the keys halves write time.
+                compression={s.TICKER: "snappy", s.DATE: "snappy"},
+                use_dictionary=[s.TICKER],
+            )
+        self._writer.write_table(
+            table.cast(self._writer.schema), row_group_size=min(MAX_ROW_GROUP, table.num_rows)
+        )
+        self.rows += table.num_rows
+        self.batches += 1
+        if self.hash_content:
+            self.digests.update(ticker_digests(clean))
+
+    def finish(self) -> None:
+        """Wait for the batch being written; re-raise its error, if any."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.finish()
+        finally:
+            self._pool.shutdown(wait=True)
+            if self._writer is not None:
+                self._writer.close()
+
+
+def _files_for(layout: Layout, tickers: list[str] | None) -> tuple[Path, ...]:
+    """The layout's files, without per-ticker files named for tickers not asked for."""
+    if not tickers or layout.kind == "long":
+        return layout.files
+    wanted = set(tickers)
+    # A file with its own ticker column may hold any ticker: only name-only files are skipped.
+    return tuple(
+        f
+        for f in layout.files
+        if f.stem in wanted or s.TICKER in match_columns(read_first_lines(f)[0])
     )
 
 

@@ -81,7 +81,7 @@ def _encoded_float(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def infer_frequency(frame: pl.DataFrame) -> str:
     """``daily``, ``weekly``, ``monthly``, ``quarterly``, ``yearly`` or ``every N days``."""
-    gaps = (
+    median = (
         frame.select(s.TICKER, s.DATE)
         .sort(s.TICKER, s.DATE)
         .select(pl.col(s.DATE).diff().dt.total_days().over(s.TICKER).alias("gap"))
@@ -89,8 +89,9 @@ def infer_frequency(frame: pl.DataFrame) -> str:
         .get_column("gap")
         .median()
     )
-    if gaps is None:
+    if median is None:
         return "unknown"
+    gaps = float(median)  # type: ignore[arg-type]  # a median of day counts is a number
     for name, low, high in (
         ("daily", 0, 4),  # weekends and holidays make daily gaps 1-4 days
         ("weekly", 5, 9),

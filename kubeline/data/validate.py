@@ -7,6 +7,7 @@ file, row and column (from the ``_file``/``_row`` lineage ingest adds).
 Rule                                   Action    Why
 =====================================  ========  ===========================================
 unparseable or missing date            reject    a row without a time cannot be placed
+missing ticker (long layout)           reject    a row without a ticker cannot be placed
 empty file                             reject    reported by ingest, which sees the files
 text in a numeric column               reject    reported by ingest with the bad value
 row with every value missing           repair    Yahoo writes such "null" rows for halts:
@@ -104,6 +105,7 @@ def validate(frame: pl.DataFrame, *, min_rows: int) -> ValidationResult:
     problems += _rows(
         frame, pl.col(s.DATE).is_null() & ~_parsed_already(problems), s.DATE, "date is missing"
     )
+    problems += _rows(frame, pl.col(s.TICKER).is_null(), s.TICKER, "ticker is missing")
     problems += _rows(frame, pl.col(s.CLOSE).is_null(), s.CLOSE, "close is missing")
     duplicate_problems = _duplicates(frame, values)
     if duplicate_problems:

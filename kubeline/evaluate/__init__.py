@@ -115,13 +115,14 @@ def evaluate(
         kind: regression_metrics(actual, naive_predictions(rows, kind), ref)  # type: ignore[arg-type]
         for kind in BASELINE_COLUMNS
     }
+    gate_baseline = strongest_baseline(baselines, config.gate.metric, config.gate.baseline)
     predictions = pd.DataFrame(
         {
             DATE: pd.to_datetime(rows[DATE]),
             TICKER: rows[TICKER].to_numpy(),
             "actual": actual,
             "prediction": prediction,
-            "naive": naive_predictions(rows, config.gate.baseline),
+            "naive": naive_predictions(rows, gate_baseline),
         }
     )
     result, note = _backtest(predictions, config, target_kind)
@@ -134,14 +135,28 @@ def evaluate(
         gate_inputs={
             "metric": config.gate.metric,
             "min_improvement": config.gate.min_improvement,
-            "baseline": config.gate.baseline,
+            "baseline": gate_baseline,
             "candidate": dict(metrics),
-            "reference": dict(baselines[config.gate.baseline]),
+            "reference": dict(baselines[gate_baseline]),
         },
         target_kind=target_kind,
         n_rows=len(rows),
         n_dropped_rows=int((~known).sum()),
     )
+
+
+def strongest_baseline(
+    baselines: dict[str, dict[str, float]], metric: str, choice: str = "best"
+) -> str:
+    """The baseline the gate compares against: ``choice``, or for "best" the one scoring best."""
+    if choice != "best":
+        return choice
+    scored = {k: v.get(metric, math.nan) for k, v in baselines.items()}
+    finite = {k: v for k, v in scored.items() if not math.isnan(v)}
+    if not finite:
+        return next(iter(baselines))
+    pick = min if better(metric) == "lower" else max
+    return pick(finite, key=lambda k: finite[k])
 
 
 def compare(

@@ -8,6 +8,8 @@ input example the same numbers the pipeline's model does. Only then does it beco
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +168,11 @@ def run(
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
             skops_trusted_types=skops.io.get_untrusted_types(file=Path(model) / MODEL_FILE),
         )
-        mlflow.log_artifact(report, artifact_path="report")
+        with tempfile.TemporaryDirectory() as tmp:
+            # KFP names the file after the output ("report"); browsers want the extension.
+            page = Path(tmp) / "report.html"
+            shutil.copyfile(report, page)
+            mlflow.log_artifact(str(page))
         if (folder / "plots").is_dir():
             mlflow.log_artifacts(str(folder / "plots"), artifact_path="plots")
         mlflow.log_dict(verdict, "evaluation.json")

@@ -57,10 +57,12 @@ def test_run_registers_champion_with_lineage_metrics_and_artifacts(
     out = cli(state, "run", "--data", str(data)).stdout
     assert "version 1" in out and "champion" in out
     assert "holdout rmse" in out
+    reports = list((state / "reports").glob("*.html"))
+    assert len(reports) == 1 and "<html" in reports[0].read_text().lower()
 
     c = client(state)
     mv = c.get_model_version_by_alias("kubeline-returns", "champion")
-    assert mv.version == "1"
+    assert str(mv.version) == "1"
     for key in ("pipeline_name", "pipeline_run_id", "git_revision", "data_hash"):
         assert mv.tags.get(f"kubeline.{key}"), f"model version lacks lineage tag {key}"
     assert mv.tags["kubeline.data_hash"].startswith("sha256:")
@@ -74,7 +76,7 @@ def test_run_registers_champion_with_lineage_metrics_and_artifacts(
     inputs = run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.digest == mv.tags["kubeline.data_hash"][7:43]
     artifacts = {a.path for a in c.list_artifacts(run.info.run_id)}
-    assert {"report", "plots", "evaluation.json", "run-config.yaml"} <= artifacts
+    assert {"report.html", "plots", "evaluation.json", "run-config.yaml"} <= artifacts
     plots = [a.path for a in c.list_artifacts(run.info.run_id, "plots")]
     assert any(p.endswith(".png") for p in plots)
 
@@ -87,15 +89,15 @@ def test_run_registers_champion_with_lineage_metrics_and_artifacts(
     # The same data again cannot strictly beat the champion: it stays challenger.
     out = cli(state, "run", "--data", str(data)).stdout
     assert "version 2" in out and "challenger" in out
-    assert c.get_model_version_by_alias("kubeline-returns", "champion").version == "1"
+    assert str(c.get_model_version_by_alias("kubeline-returns", "champion").version) == "1"
     reason = c.get_model_version("kubeline-returns", "2").tags["kubeline.gate_reason"]
     assert "champion" in reason
 
     # Promotion by hand and rollback move the alias; history is kept.
     cli(state, "promote", "--version", "2")
-    assert c.get_model_version_by_alias("kubeline-returns", "champion").version == "2"
+    assert str(c.get_model_version_by_alias("kubeline-returns", "champion").version) == "2"
     cli(state, "rollback")
-    assert c.get_model_version_by_alias("kubeline-returns", "champion").version == "1"
+    assert str(c.get_model_version_by_alias("kubeline-returns", "champion").version) == "1"
     failed = cli(state, "rollback", check=False)
     assert failed.returncode != 0 and "no earlier champion" in failed.stderr
     listed = cli(state, "models", "--json").stdout

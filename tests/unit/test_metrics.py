@@ -95,7 +95,10 @@ def test_evaluate_scores_model_and_both_baselines_on_the_same_rows() -> None:
     expected = regression_metrics(frame[TARGET][1:], frame[NAIVE_LAST][1:])
     assert ev.baselines["persistence"] == pytest.approx(expected)
     assert list(ev.predictions.columns) == [DATE, TICKER, "actual", "prediction", "naive"]
-    assert ev.gate_inputs["reference"] == ev.baselines["persistence"]
+    # The default gate compares against whichever baseline scores better on rmse.
+    best = min(ev.baselines, key=lambda k: ev.baselines[k]["rmse"])
+    assert ev.gate_inputs["baseline"] == best
+    assert ev.gate_inputs["reference"] == ev.baselines[best]
     assert ev.backtest is not None and ev.backtest_note is None
     flat = ev.to_metrics()
     assert {"rmse", "persistence_rmse", "moving_average_r2", "backtest_strategy_sharpe"} <= set(
@@ -162,3 +165,17 @@ def test_decide_gate_needs_both_the_baseline_and_the_champion_beaten() -> None:
     assert decide_gate(ev).passed
     decision = decide_gate(ev, champion={"rmse": 0.0})
     assert not decision.passed and "the champion" in decision.reasons[1]
+
+
+def test_best_baseline_is_the_stronger_on_the_gate_metric() -> None:
+    from kubeline.evaluate import strongest_baseline
+
+    baselines = {
+        "persistence": {"rmse": 2.0, "r2": -0.5},
+        "moving_average": {"rmse": 1.0, "r2": 0.1},
+    }
+    assert strongest_baseline(baselines, "rmse") == "moving_average"
+    assert strongest_baseline(baselines, "r2") == "moving_average"
+    assert strongest_baseline(baselines, "rmse", "persistence") == "persistence"
+    baselines["persistence"]["rmse"] = 0.5
+    assert strongest_baseline(baselines, "rmse") == "persistence"

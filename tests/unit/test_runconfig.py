@@ -37,7 +37,7 @@ def test_defaults_match_the_documented_values() -> None:
     assert (config.gate.metric, config.gate.min_improvement, config.gate.baseline) == (
         "rmse",
         0.0,
-        "persistence",
+        "best",
     )
     assert config.backtest.enabled is True and config.backtest.cost_bps == 0.0
     assert config.seed == 42

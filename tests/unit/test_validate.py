@@ -197,3 +197,9 @@ def test_validate_accepts_close_only_frames() -> None:
     result = validate(frame, min_rows=1)
     assert result.problems == []
     assert result.clean.columns == [s.TICKER, s.DATE, s.CLOSE, s.ADJ_CLOSE]
+
+
+def test_validate_rejects_a_missing_ticker() -> None:
+    frame = _rows("A", 2).with_columns(pl.Series(s.TICKER, ["A", None], pl.String))
+    problem = _one_error(frame)
+    assert (problem.file, problem.row, problem.column) == ("A.csv", 3, s.TICKER)
