@@ -112,7 +112,7 @@ def evaluate(
     ref = _direction_ref(rows, target_kind)
     metrics = regression_metrics(actual, prediction, ref)
     baselines = {
-        kind: regression_metrics(actual, naive_predictions(rows, kind), ref)  # type: ignore[arg-type]
+        kind: regression_metrics(actual, naive_predictions(rows, kind), ref)
         for kind in BASELINE_COLUMNS
     }
     gate_baseline = strongest_baseline(baselines, config.gate.metric, config.gate.baseline)

@@ -18,7 +18,7 @@ BaselineKind = Literal["persistence", "moving_average"]
 BASELINE_COLUMNS: dict[str, str] = {"persistence": NAIVE_LAST, "moving_average": NAIVE_MA}
 
 
-def naive_predictions(frame: pd.DataFrame, kind: BaselineKind) -> np.ndarray:
+def naive_predictions(frame: pd.DataFrame, kind: BaselineKind | str) -> np.ndarray:
     """The naive forecast of the target for each row of a features frame."""
     column = BASELINE_COLUMNS.get(kind)
     if column is None:
