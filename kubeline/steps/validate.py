@@ -66,7 +66,7 @@ def min_rows(config: RunConfig, columns: list[str]) -> int:
 
     if config.data.min_rows is not None:
         return config.data.min_rows
-    return plan(config.features, columns, config.target, config.horizon).required_history
+    return plan(config.features, columns, config.target, config.horizon).min_rows(config.horizon)
 
 
 def check_frame(raw: pl.DataFrame, config: RunConfig) -> Checked:
