@@ -2,7 +2,8 @@
 
 Per ticker the total-return price follows geometric Brownian motion whose drift and volatility
 switch between a calm and a turbulent regime (a two-state Markov chain). Within a regime, log
-returns have mild positive autocorrelation (AR(1), phi 0.03-0.12): weak, real predictability.
+returns have mild positive autocorrelation (AR(1), phi 0-0.05, about what daily equity returns
+show at most): weak, real predictability, so a model can beat a naive forecast only modestly.
 Volume is strongly persistent (AR(1) in logs, phi ~0.9) and rises with the size of the day's
 move. ``close`` is the traded price; ``adj_close`` is close times a dividend factor below 1 that
 reaches 1 on the last day, as Yahoo adjusts. Some tickers list late and a few days are missing.
@@ -110,7 +111,7 @@ def _block(n_days: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarra
     sigma = np.where(turbulent, base_vol * rng.uniform(1.5, 2.2, size=n), base_vol)
     mu = np.where(turbulent, base_mu - 0.0008, base_mu)
 
-    phi_r = rng.uniform(0.03, 0.12, size=n)
+    phi_r = rng.uniform(0.0, 0.05, size=n)
     noise = _ar1(rng.standard_normal((n_days, n)), phi_r)
     logret = mu - 0.5 * sigma**2 + sigma * noise
 

@@ -90,13 +90,15 @@ def test_generate_volume_is_persistent(frame: pl.DataFrame) -> None:
     assert np.corrcoef(logv[:-1], logv[1:])[0, 1] > 0.5
 
 
-def test_generate_returns_have_positive_short_term_autocorrelation() -> None:
+def test_generate_returns_have_weak_positive_short_term_autocorrelation() -> None:
     big = generate(tickers=60, years=4, seed=11)
     r = big.select(
         pl.col(s.ADJ_CLOSE).log().diff().over(s.TICKER).alias("r"),
         pl.col(s.ADJ_CLOSE).log().diff().shift(1).over(s.TICKER).alias("lag"),
     ).drop_nulls()
-    assert np.corrcoef(r.get_column("r"), r.get_column("lag"))[0, 1] > 0.02
+    # Real daily equity returns show at most a few hundredths; more would be a free lunch.
+    # With ~55k pairs the standard error is ~0.004, so these bounds are 2.5 sigma wide.
+    assert 0.008 < np.corrcoef(r.get_column("r"), r.get_column("lag"))[0, 1] < 0.045
 
 
 def test_generate_rejects_no_tickers() -> None:
