@@ -126,6 +126,9 @@ def features(
     data: Annotated[str, typer.Option("--data", help="Local path or s3:// prefix.")],
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
     config: ConfigOption = None,
+    content_hash: Annotated[
+        bool, typer.Option("--hash", help="Also print the content hash of the clean data.")
+    ] = False,
 ) -> None:
     """Ingest, validate and compute features in one memory-bounded pass, to one Parquet file."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -145,13 +148,17 @@ def features(
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        summary = prepare(data, out, _config_text(config), on_progress=advance)
+        summary = prepare(
+            data, out, _config_text(config), on_progress=advance, hash_content=content_hash
+        )
     console.print(
         f"wrote {summary.rows:,} rows x {len(summary.features)} features for "
         f"{summary.tickers} tickers to [bold]{out}[/] in {summary.seconds:.1f} s"
         + (f" ({len(summary.warnings)} warnings)" if summary.warnings else ""),
         highlight=False,
     )
+    if summary.content_hash:
+        console.print(f"content hash of the clean data: {summary.content_hash}", highlight=False)
     for problem in summary.warnings[:20]:
         err_console.print(f"[yellow]warning:[/] {escape(str(problem))}", highlight=False)
 

@@ -38,6 +38,7 @@ def prepare(
     out: Path,
     config_text: str = "",
     on_progress: Callable[[int, int], None] | None = None,
+    hash_content: bool = False,
 ) -> Any:
     """Ingest, validate and featurize ``data`` in memory-bounded batches into one Parquet file."""
     from kubeline.data.prepare import prepare_features
@@ -52,4 +53,5 @@ def prepare(
         min_rows=cfg.data.min_rows,
         tickers=cfg.data.tickers,
         on_progress=on_progress,
+        hash_content=hash_content,
     )
