@@ -93,13 +93,26 @@ def prepare_features(
         first_file: dict[str, str] = {}
         plan: feature_engine.FeaturePlan | None = None
         sink = _Sink(hash_content)
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeline-read")
         with storage.output_location(out, settings) as tmp:
             try:
-                for first in range(0, total, step):
-                    batch_files = files[first : first + step]
-                    done = first + len(batch_files)
+                batches = [files[first : first + step] for first in range(0, total, step)]
+                # The next batch is read while this one is validated and featurized: polars
+                # releases the GIL, so the reader's single-threaded stretches (headers, lineage)
+                # fill the gaps of the compute. One batch ahead keeps memory at ~3 batches.
+                ahead = reader.submit(read_files, layout, batches[0]) if batches else None
+                done = 0
+                for index, batch_files in enumerate(batches):
+                    done += len(batch_files)
+                    current = ahead
+                    ahead = (
+                        reader.submit(read_files, layout, batches[index + 1])
+                        if index + 1 < len(batches)
+                        else None
+                    )
                     try:
-                        raw = read_files(layout, batch_files)
+                        assert current is not None
+                        raw = current.result()
                     except DataError as exc:
                         errors += exc.problems or [Problem(str(location), None, None, exc.message)]
                         _progress(on_progress, done, total)
@@ -137,6 +150,7 @@ def prepare_features(
                 if sink.rows == 0 or plan is None:
                     raise DataError(f"no rows to write from {location}")
             finally:
+                reader.shutdown(wait=True, cancel_futures=True)
                 sink.close()
     assert plan is not None  # every path without a plan raised above
     return PrepareSummary(
