@@ -9,13 +9,16 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_DO_NOT_TRACK := true
 export DO_NOT_TRACK := 1
 
-.PHONY: venv demo test test-unit test-integration test-e2e lint bench compile check-compiled lock clean
+.PHONY: venv demo test test-unit test-integration test-e2e lint bench compile check-compiled lock clean clean-state
 
 venv: $(STAMP)
 
 # uv installs the locked set in seconds; it is itself pinned by hash in requirements/bootstrap.txt.
 $(STAMP): requirements/dev.txt requirements/bootstrap.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# A venv made without ensurepip (Debian without python3-venv) has no pip: start over.
+	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); \
+	  $(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run" \
+	  "'apt-get install python3-venv'"; rm -rf $(VENV); exit 1; }; }
 	$(BIN)/python -m pip install -q --require-hashes -r requirements/bootstrap.txt
 	# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on CI) every process
 	# would otherwise recompile mlflow and scikit-learn from source (12.5 s -> 4.9 s per import).
@@ -65,5 +68,10 @@ lock: venv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --constraint requirements/pins.txt \
 	  --generate-hashes --python-version 3.11 --no-header -q -o requirements/dev.txt
 
+# The venv and build files; the state folder (.kubeline: the local registry) is kept.
 clean:
-	rm -rf $(VENV) .kubeline build *.egg-info
+	rm -rf $(VENV) build *.egg-info
+
+# Also the local state: registry, promotion history, runs. Asks nothing: think first.
+clean-state:
+	rm -rf .kubeline

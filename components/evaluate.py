@@ -9,6 +9,7 @@ def evaluate(
     config: str,
     model_name: str,
     pipeline_name: str,
+    pipeline_job_name: str,
     pipeline_run_id: str,
     git_revision: str,
     metrics: Output[Metrics],
@@ -35,6 +36,7 @@ def evaluate(
         min_improvement=min_improvement,
         lineage={
             "pipeline_name": pipeline_name,
+            "pipeline_job_name": pipeline_job_name,
             "pipeline_run_id": pipeline_run_id,
             "git_revision": git_revision,
             "data_hash": table.metadata.get("data_hash", ""),

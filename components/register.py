@@ -14,9 +14,12 @@ def register(
     config: str,
     model_name: str,
     pipeline_name: str,
+    pipeline_job_name: str,
     pipeline_run_id: str,
     git_revision: str,
-) -> NamedTuple("Registration", model_name=str, model_version=str, alias=str, reason=str):
+) -> NamedTuple(
+    "Registration", model_name=str, model_version=str, alias=str, reason=str, mlflow_run_id=str
+):
     """Log the run to MLflow, register a model version, and promote it only if blessed.
 
     The new version becomes ``champion`` only if the evaluation passed the gate and the version,
@@ -39,9 +42,10 @@ def register(
         model_name=model_name,
         lineage={
             "pipeline_name": pipeline_name,
+            "pipeline_job_name": pipeline_job_name,
             "pipeline_run_id": pipeline_run_id,
             "git_revision": git_revision,
         },
     )
-    registration = namedtuple("Registration", ["model_name", "model_version", "alias", "reason"])
-    return registration(out["model_name"], out["model_version"], out["alias"], out["reason"])
+    fields = ["model_name", "model_version", "alias", "reason", "mlflow_run_id"]
+    return namedtuple("Registration", fields)(*(out[f] for f in fields))

@@ -124,7 +124,7 @@ def validate(
 @handles_errors
 def features(
     data: Annotated[str, typer.Option("--data", help="Local path or s3:// prefix.")],
-    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    out: Annotated[str, typer.Option("--out", help="Parquet file to write (local or s3://).")],
     config: ConfigOption = None,
     content_hash: Annotated[
         bool, typer.Option("--hash", help="Also print the content hash of the clean data.")
@@ -191,7 +191,7 @@ def compile_(
 
 
 def _run_pipeline(
-    data: str, config_text: str, model_name: str, min_improvement: float | None, runner: Any
+    data: str, config_text: str, model_name: str, min_improvement: float | None
 ) -> Any:
     """Run the training pipeline with a live line per step; returns the run result."""
     from rich.live import Live
@@ -225,7 +225,6 @@ def _run_pipeline(
             config_text=config_text,
             model_name=model_name,
             min_improvement=min_improvement,
-            runner=runner,
             on_event=on_event,
         )
 
@@ -238,9 +237,10 @@ def _print_outcome(result: Any) -> None:
     out = result.outputs
     alias = out.get("alias", "")
     colour = "green" if alias == "champion" else "yellow"
+    status = f"as [bold {colour}]{alias}[/]" if alias else "[bold red]rejected[/] (no alias)"
     console.print(
         f"\nregistered [bold]{out.get('model_name')}[/] version [bold]{out.get('model_version')}"
-        f"[/] as [bold {colour}]{alias}[/] ({result.seconds:.1f} s)",
+        f"[/] {status} ({result.seconds:.1f} s)",
         highlight=False,
     )
     console.print(f"  {escape(str(out.get('reason', '')))}", highlight=False)
@@ -250,6 +250,7 @@ def _print_outcome(result: Any) -> None:
     if result.report_path is not None:
         console.print(f"  report: {result.report_path}")
     console.print(f"  run log: {result.log_path}")
+    console.print(f"  MLflow run: {out.get('mlflow_run_id', '')}", highlight=False)
     if settings.tracking_uri.startswith("sqlite:"):
         console.print(
             f"  MLflow UI: {Path(sys.executable).parent / 'mlflow'} ui "
@@ -265,16 +266,12 @@ def _print_outcome(result: Any) -> None:
 def run(
     data: DataOption = None,
     config: ConfigOption = None,
-    model_name: Annotated[
-        str | None, typer.Option("--model-name", help="Registered model name override.")
-    ] = None,
+    model: ModelOption = None,
     min_improvement: Annotated[
         float | None,
-        typer.Option(help="Relative margin over baseline and champion (default: the config's)."),
-    ] = None,
-    runner: Annotated[
-        Literal["subprocess", "docker"] | None,
-        typer.Option(help="kfp.local runner (default: the KUBELINE_RUNNER setting)."),
+        typer.Option(
+            min=0.0, help="Margin over the baseline and champion (default: the config's)."
+        ),
     ] = None,
 ) -> None:
     """Run the compiled training pipeline on this machine with kfp.local."""
@@ -286,7 +283,7 @@ def run(
         if made:
             console.print(f"generated the demo data set in {folder}")
         data = str(folder)
-    result = _run_pipeline(data, config_text, model_name or "", min_improvement, runner)
+    result = _run_pipeline(data, config_text, model or "", min_improvement)
     _print_outcome(result)
 
 
@@ -299,7 +296,7 @@ def demo() -> None:
     settings = _settings()
     folder, made = demo_data(settings)
     console.print(f"{'generated' if made else 'using'} demo data in {folder}")
-    result = _run_pipeline(str(folder), "", "", None, None)
+    result = _run_pipeline(str(folder), "", "", None)
     _print_outcome(result)
 
 
@@ -368,7 +365,3 @@ def models(
 def show_config() -> None:
     """Print the effective settings as JSON (secrets masked)."""
     print(json.dumps(_settings().masked(), indent=2))
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -10,14 +9,19 @@ KEYS = ("pipeline_name", "pipeline_run_id", "git_revision", "data_hash")
 
 
 def git_revision(start: Path | None = None) -> str:
-    """The source revision: the image's (``KUBELINE_GIT_REVISION``), else the checkout's, else "".
+    """The source revision: the setting (images set it), else kubeline's checkout's, else "".
 
-    A checkout with uncommitted changes to tracked files is marked ``-dirty``, so a model is never
-    attributed to a revision that did not produce it.
+    Looked up from the package's own folder, not the working directory, so running from
+    another repository never records that repository's revision. A checkout with uncommitted
+    changes to tracked files is marked ``-dirty``: a model is never attributed to a revision
+    that did not produce it.
     """
-    if os.environ.get("KUBELINE_GIT_REVISION"):
-        return os.environ["KUBELINE_GIT_REVISION"]
-    cwd = start or Path.cwd()
+    from kubeline.settings import get_settings
+
+    configured = get_settings().git_revision
+    if configured:
+        return configured
+    cwd = start or Path(__file__).resolve().parent
 
     def git(*args: str) -> str:
         try:

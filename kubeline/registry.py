@@ -24,8 +24,47 @@ CHALLENGER = "challenger"
 STACK_TAG = "kubeline.champion_stack"
 
 
+def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
+    """Fail at once, with the URI in the message, when a tracking server does not answer.
+
+    MLflow's own client retries for minutes before giving up; a run should not train first
+    and then hang in evaluate.
+    """
+    import urllib.error
+    import urllib.request
+
+    uri = settings.tracking_uri
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as response:
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except (urllib.error.URLError, OSError) as exc:
+        problem = str(getattr(exc, "reason", exc))
+    raise RegistryError(
+        f"the MLflow tracking server at {uri} does not answer ({problem})",
+        hint="start it, or unset KUBELINE_MLFLOW_TRACKING_URI to use the local store",
+    )
+
+
 def connect(settings: Settings) -> MlflowClient:
     """Point the mlflow module at the configured tracking server or store and return a client."""
+    import os
+
+    check_reachable(settings)
+    # Bounded retries: a server that goes away mid-run fails the step in seconds, not minutes.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+    # MLflow reads its own variables when a server hands artifacts to the client to store.
+    if settings.s3_endpoint_url:
+        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", settings.s3_endpoint_url)
+    if settings.s3_access_key_id and settings.s3_secret_access_key:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", settings.s3_access_key_id.get_secret_value())
+        os.environ.setdefault(
+            "AWS_SECRET_ACCESS_KEY", settings.s3_secret_access_key.get_secret_value()
+        )
     import mlflow
 
     if settings.tracking_uri.startswith("sqlite:"):
@@ -66,36 +105,54 @@ def load_model(model_uri: str) -> Any:
 
 def predict(model: Any, frame: pd.DataFrame) -> Any:
     """Predict with a loaded model on a frame holding (at least) the model's input columns."""
-    columns = list(getattr(model, "feature_names_in_", frame.columns))
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise RegistryError(
-            f"the model needs columns {missing} that the input does not have",
-            hint="the model was trained with another feature list; compute those features",
-        )
-    return model.predict(frame[columns])
+    from kubeline.evaluate import input_columns
+
+    return model.predict(frame[input_columns(model, frame)])
 
 
 def model_uri(name: str, version: str | int) -> str:
     return f"models:/{name}/{version}"
 
 
+_MISSING = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
+def _missing(exc: Exception) -> bool:
+    """Whether an MLflow error means "no such model, version or alias" (not an outage)."""
+    return getattr(exc, "error_code", "") in _MISSING
+
+
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> Any | None:
     """The model version holding ``alias``, or None when the alias or model does not exist."""
-    from mlflow.exceptions import MlflowException
-
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException as exc:
-        if getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+    except Exception as exc:
+        if _missing(exc):
             return None
         raise _registry_error(f"cannot read alias {alias!r} of {name!r}", exc) from exc
 
 
-def _stack(client: MlflowClient, name: str) -> list[str]:
-    model = client.get_registered_model(name)
-    raw = (model.tags or {}).get(STACK_TAG, "")
-    return [v for v in raw.split(",") if v]
+def _history(client: MlflowClient, name: str) -> tuple[list[str], str | None]:
+    """The promotion history and the version the champion alias really points at.
+
+    The alias is the truth; the history tag only records it. When something else (the MLflow
+    UI, another tool) moved the alias, the history is brought up to date first.
+    """
+    try:
+        model = client.get_registered_model(name)
+    except Exception as exc:
+        if _missing(exc):
+            raise RegistryError(
+                f"no registered model named {name!r}",
+                hint="run the pipeline first (`kubeline run`), or pass --model NAME",
+            ) from exc
+        raise _registry_error(f"cannot read model {name!r}", exc) from exc
+    stack = [v for v in (model.tags or {}).get(STACK_TAG, "").split(",") if v]
+    current = version_by_alias(client, name, CHAMPION)
+    champion = str(current.version) if current is not None else None
+    if champion is not None and (not stack or stack[-1] != champion):
+        stack.append(champion)
+    return stack, champion
 
 
 def _now() -> str:
@@ -103,17 +160,19 @@ def _now() -> str:
 
 
 def promote(client: MlflowClient, name: str, version: str | int, reason: str) -> None:
-    """Make ``version`` the champion, pushing it on the promotion history."""
+    """Make ``version`` the champion, pushing it on the promotion history (no-op if it is)."""
     version = str(version)
+    stack, champion = _history(client, name)
     try:
         client.get_model_version(name, version)
     except Exception as exc:
+        if not _missing(exc):
+            raise _registry_error(f"cannot read version {version} of {name!r}", exc) from exc
         raise RegistryError(
             f"model {name!r} has no version {version}",
             hint="`kubeline models` lists the versions",
         ) from exc
-    stack = _stack(client, name)
-    if stack and stack[-1] == version:
+    if champion == version:
         return
     client.set_registered_model_alias(name, CHAMPION, version)
     client.set_registered_model_tag(name, STACK_TAG, ",".join([*stack, version]))
@@ -126,8 +185,8 @@ def promote(client: MlflowClient, name: str, version: str | int, reason: str) ->
 
 def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
     """Return the champion alias to the previous champion; returns (from_version, to_version)."""
-    stack = _stack(client, name)
-    if len(stack) < 2:
+    stack, champion = _history(client, name)
+    if champion is None or len(stack) < 2:
         raise RegistryError(
             f"model {name!r} has no earlier champion to roll back to "
             f"(promotion history: {stack or 'empty'})",

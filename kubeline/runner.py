@@ -1,8 +1,10 @@
 """Compile the pipelines and run a compiled spec on one machine with ``kfp.local``.
 
 Everything a local run keeps lives under the state folder (``KUBELINE_STATE_DIR``):
-``pipeline-root/`` (task outputs), ``workspace/``, ``logs/<run>.log`` (every task's output) and,
-with the embedded default, ``mlflow.db`` and ``mlartifacts/``.
+``pipeline-root/`` (task outputs of the last ``KUBELINE_KEEP_RUNS`` runs), ``workspace/``,
+``logs/<run>.log`` (every task's output), ``reports/<run>.html`` and, with the embedded
+default, ``mlflow.db`` and ``mlartifacts/`` (the registry: never pruned). One run at a time
+holds the folder's lock.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import io
 import os
 import re
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,14 +57,30 @@ def compile_pipelines(out_dir: Path) -> list[Path]:
 
 
 def stale_specs(committed: Path) -> list[str]:
-    """Names of committed specs that differ from what the code compiles to now."""
+    """Names of committed specs that differ from what the code compiles to with default settings.
+
+    Compiled in a child process with no KUBELINE_* variables and no settings file, because the
+    committed specs are the defaults: a developer's KUBELINE_IMAGE must not make them "stale".
+    """
+    import sys
     import tempfile
 
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBELINE_")}
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = compile_pipelines(Path(tmp))
+        env["KUBELINE_SETTINGS_FILE"] = str(Path(tmp) / "none.yaml")
+        fresh_dir = Path(tmp) / "specs"
+        done = subprocess.run(
+            [sys.executable, "-m", "kubeline", "compile", "--out", str(fresh_dir)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise PipelineError(f"compiling the pipelines failed:\n{done.stderr[-2000:]}")
         return [
             p.name
-            for p in fresh
+            for p in sorted(fresh_dir.glob("*.yaml"))
             if not (committed / p.name).exists()
             or (committed / p.name).read_bytes() != p.read_bytes()
         ]
@@ -131,6 +150,32 @@ class _StepTee(io.TextIOBase):
 
 
 @contextlib.contextmanager
+def _exclusive(state: Path) -> Iterator[None]:
+    """Hold the state folder's lock for a run: two runs would mix their outputs and registry."""
+    import fcntl
+
+    with (state / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineError(
+                f"another kubeline run is using the state folder {state}",
+                hint="wait for it, or give this run its own KUBELINE_STATE_DIR",
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Remove task outputs of all but the newest ``keep`` runs (the registry keeps its copies)."""
+    runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in runs[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
     """Export settings for the tasks (subprocess tasks inherit this process's environment)."""
     saved = {k: os.environ.get(k) for k in values}
@@ -165,8 +210,6 @@ def run_local(
     on_event: Callable[[StepEvent], None] | None = None,
 ) -> RunResult:
     """Run a compiled pipeline with kfp.local and return its outputs; raise on a failed task."""
-    import warnings
-
     from kfp import components, local
 
     spec = compiled_dir() / f"{pipeline}.yaml"
@@ -179,13 +222,12 @@ def run_local(
     logs = state / "logs"
     for folder in (root, workspace, logs):
         folder.mkdir(parents=True, exist_ok=True)
-    run_name = time.strftime("%Y%m%d-%H%M%S")
+    run_name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     log_path = logs / f"{pipeline}-{run_name}.log"
 
-    if kind == "subprocess":
-        local_runner: Any = local.SubprocessRunner(use_venv=False)
-    else:
-        raise PipelineError(f"runner {kind!r} is not available yet", hint="use --runner subprocess")
+    if kind != "subprocess":
+        raise PipelineError(f"runner {kind!r} is not available", hint="use the subprocess runner")
+    local_runner: Any = local.SubprocessRunner(use_venv=False)
     local.init(
         runner=local_runner,
         pipeline_root=str(root),
@@ -193,6 +235,24 @@ def run_local(
         raise_on_error=True,
     )
     component = components.load_component_from_file(str(spec))
+    with _exclusive(state):
+        result = _run_locked(component, arguments, settings, pipeline, root, log_path, on_event)
+        result.run_name = run_name
+        _prune(root, settings.keep_runs)
+    return result
+
+
+def _run_locked(
+    component: Any,
+    arguments: dict[str, Any],
+    settings: Settings,
+    pipeline: str,
+    root: Path,
+    log_path: Path,
+    on_event: Callable[[StepEvent], None] | None,
+) -> RunResult:
+    import warnings
+
     before = set(root.iterdir())
     started = time.monotonic()
     with log_path.open("w") as log:
@@ -216,7 +276,7 @@ def run_local(
             ) from exc
     new_dirs = sorted(set(root.iterdir()) - before)
     result = RunResult(
-        run_name=run_name,
+        run_name="",
         outputs=dict(task.outputs),
         log_path=log_path,
         outputs_dir=new_dirs[-1] if new_dirs else None,
@@ -226,7 +286,7 @@ def run_local(
     report = result.artifact("evaluate", "report")
     if report is not None:
         # KFP names the file after the output; keep a copy a browser opens as a page.
-        result.report_path = state / "reports" / f"{pipeline}-{run_name}.html"
+        result.report_path = root.parent / "reports" / f"{log_path.stem}.html"
         result.report_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(report, result.report_path)
     return result
@@ -275,12 +335,16 @@ def run_training(
     on_event: Callable[[StepEvent], None] | None = None,
 ) -> RunResult:
     """Run the training pipeline locally on ``data`` with the given run config text."""
-    from kubeline.storage import is_s3
+    from kubeline.registry import check_reachable
+    from kubeline.storage import fingerprint, is_s3
 
+    # Before any step runs: a server that is down, or data that is not there, fails now.
+    check_reachable(settings)
     location = data if is_s3(data) else str(Path(data).expanduser().resolve())
     return run_local(
         {
             "data": location,
+            "data_version": fingerprint(location, settings),
             "config": config_text,
             "model_name": model_name,
             "min_improvement": min_improvement,

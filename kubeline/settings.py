@@ -58,8 +58,14 @@ class Settings(BaseSettings):
         "kubeline-s3",
         description="Secret with access-key-id/secret-access-key for S3, on a cluster (compile time).",
     )
-    runner: Literal["subprocess", "docker"] = Field(
+    runner: Literal["subprocess"] = Field(
         "subprocess", description="kfp.local runner for `kubeline run`."
+    )
+    keep_runs: int = Field(
+        10, ge=1, description="Local runs whose task outputs stay in the state folder."
+    )
+    git_revision: str | None = Field(
+        None, description="Source revision for lineage (set in images); default: the checkout's."
     )
     s3_endpoint_url: str | None = Field(
         None, description="S3-compatible endpoint (MinIO, SeaweedFS); default: AWS."

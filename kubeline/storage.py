@@ -1,13 +1,12 @@
 """Local-or-S3 locations: list, fetch to a local folder, and atomic writes.
 
 A location is a local path or an ``s3://bucket/prefix`` URI. Writers never leave half-written
-output: local files go to a temporary name in the same folder and are renamed; S3 objects are
-uploaded under a temporary key and then copied into place.
+output: local files go to a temporary name in the same folder and are renamed; an S3 object
+appears only when its upload completes (a PUT, or a multipart upload, is atomic).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -78,6 +77,29 @@ def list_s3(uri: str, settings: Settings | None = None) -> list[str]:
     return sorted(out)
 
 
+def _objects(uri: str, settings: Settings | None) -> tuple[str, str, list[str]]:
+    """(bucket, key prefix, keys) for a location: one object, or every object below a folder.
+
+    ``s3://b/raw/market`` names the object ``raw/market`` if it exists, else the folder
+    ``raw/market/`` (never ``raw/market2/`` beside it). A bare bucket is refused: data sets
+    share buckets with other things (MLflow's artifacts, for one).
+    """
+    bucket, prefix = split_s3(uri)
+    if not prefix.strip("/"):
+        raise StorageError(
+            f"{uri} names a whole bucket", hint="name the folder: s3://BUCKET/path/to/data"
+        )
+    listed = list_s3(uri, settings)
+    if f"s3://{bucket}/{prefix}" in listed and not prefix.endswith("/"):
+        return bucket, prefix, [prefix]
+    folder = prefix.rstrip("/") + "/"
+    keys = [k.split("/", 3)[3] for k in listed]
+    keys = [k for k in keys if k.startswith(folder) and not k.endswith("/")]
+    if not keys:
+        raise StorageError(f"nothing found under {uri}")
+    return bucket, folder, keys
+
+
 def fetch(
     location: str | os.PathLike[str], workdir: Path, settings: Settings | None = None
 ) -> Path:
@@ -91,34 +113,51 @@ def fetch(
             raise StorageError(f"no such file or folder: {path}")
         return path
     uri = str(location)
-    bucket, prefix = split_s3(uri)
-    keys = list_s3(uri, settings)
-    if not keys:
-        raise StorageError(f"nothing found under {uri}")
+    bucket, prefix, keys = _objects(uri, settings)
     client = s3_client(settings)
-    exact = f"s3://{bucket}/{prefix}"
     base = workdir / bucket
-    if keys == [exact]:  # a single object
-        dest = base / prefix
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            client.download_file(bucket, prefix, str(dest))
-        except Exception as exc:
-            raise _s3_error("download", uri, exc) from exc
-        return dest
-    root = prefix.rstrip("/")
-    for key_uri in keys:
-        key = split_s3(key_uri)[1]
-        rel = key[len(root) :].lstrip("/") if root else key
-        if not rel or key.endswith("/"):
-            continue
-        dest = base / root / rel
+    for key in keys:
+        dest = base / key
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
             client.download_file(bucket, key, str(dest))
         except Exception as exc:
-            raise _s3_error("download", key_uri, exc) from exc
-    return base / root
+            raise _s3_error("download", f"s3://{bucket}/{key}", exc) from exc
+    return base / prefix.rstrip("/")
+
+
+def fingerprint(location: str | os.PathLike[str], settings: Settings | None = None) -> str:
+    """A short digest of what is at ``location`` (names, sizes, modification times or ETags).
+
+    Cheap (no data is read) and changes whenever a file is added, removed or rewritten, so a
+    cached ingest is reused only for the same data.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    if is_s3(location):
+        bucket, prefix, keys = _objects(str(location), settings)
+        client = s3_client(settings)
+        wanted = set(keys)
+        try:
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for page in pages:
+                for o in page.get("Contents", []):
+                    if o["Key"] in wanted:
+                        digest.update(f"{o['Key']}\0{o['Size']}\0{o['ETag']}\n".encode())
+        except Exception as exc:
+            raise _s3_error("list", str(location), exc) from exc
+    else:
+        root = Path(location).expanduser()
+        if not root.exists():
+            raise StorageError(f"no such file or folder: {root}")
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in paths:
+            stat = path.stat()
+            digest.update(
+                f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
+    return digest.hexdigest()[:16]
 
 
 @contextmanager
@@ -138,28 +177,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def upload(local: Path, uri: str, settings: Settings | None = None) -> None:
-    """Upload one file to an s3:// key: under a temporary key first, then moved into place."""
+    """Upload one file to an s3:// key; readers see the old object or the whole new one."""
     bucket, key = split_s3(uri)
-    client = s3_client(settings)
-    tmp_key = f"{key}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        client.upload_file(str(local), bucket, tmp_key)
-        client.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": tmp_key})
+        s3_client(settings).upload_file(str(local), bucket, key)
     except Exception as exc:
         raise _s3_error("upload", uri, exc) from exc
-    finally:
-        # The temporary object may not exist if the upload itself failed.
-        with contextlib.suppress(Exception):
-            client.delete_object(Bucket=bucket, Key=tmp_key)
-
-
-def upload_tree(local_dir: Path, uri: str, settings: Settings | None = None) -> int:
-    """Upload every file below ``local_dir`` to the s3:// prefix ``uri``; returns the count."""
-    count = 0
-    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-        upload(path, f"{uri.rstrip('/')}/{path.relative_to(local_dir).as_posix()}", settings)
-        count += 1
-    return count
 
 
 @contextmanager

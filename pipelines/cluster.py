@@ -2,8 +2,10 @@
 
 Nothing about endpoints or credentials is compiled into the spec; only the names of the
 ConfigMap and Secret (settings ``KUBELINE_CLUSTER_CONFIG_MAP`` / ``KUBELINE_CLUSTER_S3_SECRET``).
-Both are optional, so a cluster that sets nothing falls back to the image's defaults. kfp.local
-ignores this platform config: local tasks inherit the caller's environment instead.
+The ConfigMap is required: without a tracking URI every pod would log to a throwaway store in
+its own filesystem and the registry would silently never see a model, so a missing ConfigMap
+must stop the pod instead. The Secret is optional (clusters may grant S3 through workload
+identity). kfp.local ignores this platform config: local tasks inherit the caller's environment.
 """
 
 from kfp import kubernetes
@@ -32,7 +34,7 @@ def with_cluster_settings(task: PipelineTask) -> PipelineTask:
         task,
         config_map_name=settings.cluster_config_map,
         config_map_key_to_env={name: name for name in SETTINGS_ENV},
-        optional=True,
+        optional=False,
     )
     kubernetes.use_secret_as_env(
         task, secret_name=settings.cluster_s3_secret, secret_key_to_env=SECRET_KEYS, optional=True

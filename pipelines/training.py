@@ -14,6 +14,7 @@ class TrainingOutputs(NamedTuple):
     model_version: str
     alias: str
     reason: str
+    mlflow_run_id: str
 
 
 @dsl.pipeline(
@@ -23,6 +24,7 @@ class TrainingOutputs(NamedTuple):
 )
 def training_pipeline(
     data: str,
+    data_version: str = "",
     config: str = "",
     model_name: str = "",
     min_improvement: float = -1.0,
@@ -32,6 +34,9 @@ def training_pipeline(
 
     Args:
         data: Local path or s3:// prefix of the raw OHLCV files (any supported layout).
+        data_version: What identifies the data behind ``data``: ingest (and so every step
+            after it) is served from KFP's cache for the same location and version. Change it
+            when the data changes; ``kubeline run`` sets it to a fingerprint of the files.
         config: A YAML run config (target, features, split, candidates, gate); "" = defaults.
         model_name: Registered model name; "" = the config's, else the KUBELINE_MODEL_NAME setting.
         min_improvement: Margin the model must beat the baseline and champion by; negative
@@ -39,9 +44,9 @@ def training_pipeline(
             because kfp.local cannot default an unset optional parameter.
         git_revision: Source revision recorded as lineage; "" = the image's or checkout's.
     """
-    # The data behind a path can change between runs, so ingest always reads it afresh; the
-    # later steps key their cache on the snapshot's content hash and the config.
-    ingested = ingest(data=data).set_caching_options(False)
+    # KFP keys a step's cache on its inputs, artifacts by identity: ingest is cached on the
+    # location and data_version, and when it hits, every step after it can hit too.
+    ingested = ingest(data=data, data_version=data_version)
     checked = validate(raw=ingested.outputs["raw"], config=config)
     table = features(snapshot=checked.outputs["snapshot"], config=config)
     trained = train(table=table.outputs["table"], config=config)
@@ -51,7 +56,8 @@ def training_pipeline(
         table=table.outputs["table"],
         config=config,
         model_name=model_name,
-        pipeline_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        pipeline_name=PIPELINE_NAME,
+        pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         git_revision=git_revision,
         min_improvement=min_improvement,
@@ -66,7 +72,8 @@ def training_pipeline(
         data=data,
         config=config,
         model_name=model_name,
-        pipeline_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        pipeline_name=PIPELINE_NAME,
+        pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         git_revision=git_revision,
     ).set_caching_options(False)
@@ -77,4 +84,5 @@ def training_pipeline(
         registered.outputs["model_version"],
         registered.outputs["alias"],
         registered.outputs["reason"],
+        registered.outputs["mlflow_run_id"],
     )

@@ -25,6 +25,23 @@ import pytest
 VENV_BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(autouse=True)
+def isolated_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Each test sees default settings: no KUBELINE_* from the shell, no kubeline.yaml."""
+    from kubeline.settings import get_settings
+
+    for name in list(os.environ):
+        if name.startswith("KUBELINE_"):
+            monkeypatch.delenv(name)
+    missing = tmp_path_factory.getbasetemp() / "no-settings.yaml"
+    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", str(missing))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 def free_port() -> int:
     """A free port p whose p+10000 is free too (SeaweedFS opens gRPC there)."""
     for _ in range(200):

@@ -61,6 +61,7 @@ class Evaluation:
     target_kind: str = "return"
     n_rows: int = 0
     n_dropped_rows: int = 0  # holdout rows without a naive forecast, left out of every score
+    champion: dict[str, float] | None = None  # the current champion's metrics on the same rows
 
     def to_metrics(self) -> dict[str, float]:
         """One flat mapping of every number, e.g. ``rmse``, ``persistence_rmse``, backtest stats."""
@@ -73,13 +74,10 @@ class Evaluation:
         return flat
 
 
-def score_model(
+def input_columns(
     model: Any, frame: pd.DataFrame, feature_names: list[str] | None = None
-) -> dict[str, float]:
-    """Metrics of any fitted model on a features frame (e.g. the champion on this holdout).
-
-    Without ``feature_names`` the model's own ``feature_names_in_`` are used.
-    """
+) -> list[str]:
+    """The columns a fitted model reads (``feature_names_in_`` unless given), all in ``frame``."""
     names = list(feature_names or getattr(model, "feature_names_in_", []))
     if not names:
         raise ConfigError("cannot tell which columns the model reads; pass feature_names")
@@ -89,7 +87,17 @@ def score_model(
             f"the frame lacks feature(s) {', '.join(missing)} the model was trained on",
             hint="score models trained on different features on frames that carry both sets",
         )
-    pred = model.predict(frame[names])
+    return names
+
+
+def score_model(
+    model: Any, frame: pd.DataFrame, feature_names: list[str] | None = None
+) -> dict[str, float]:
+    """Metrics of any fitted model on a features frame (e.g. the champion on this holdout).
+
+    Without ``feature_names`` the model's own ``feature_names_in_`` are used.
+    """
+    pred = model.predict(frame[input_columns(model, frame, feature_names)])
     return regression_metrics(frame[TARGET], pred, _direction_ref(frame))
 
 
@@ -100,8 +108,13 @@ def evaluate(
     config: RunConfig,
     *,
     target_kind: str,
+    champion: Any = None,
 ) -> Evaluation:
-    """Score the model and both naive baselines on the same holdout rows, and backtest it."""
+    """Score the model, both naive baselines and the champion (if given) on the same rows.
+
+    Rows without a naive forecast are left out of every score, so all comparisons are like for
+    like; the model is backtested on those rows too.
+    """
     naive_cols = list(BASELINE_COLUMNS.values())
     present = [c for c in naive_cols if c in holdout.columns]
     known = np.isfinite(holdout[[TARGET, *present]].to_numpy(dtype=float)).all(axis=1)
@@ -142,6 +155,7 @@ def evaluate(
         target_kind=target_kind,
         n_rows=len(rows),
         n_dropped_rows=int((~known).sum()),
+        champion=None if champion is None else score_model(champion, rows),
     )
 
 

@@ -23,37 +23,83 @@ EXAMPLE_ROWS = 5
 
 
 def holdout_rows(table: pd.DataFrame, meta: dict[str, Any], config: RunConfig) -> pd.DataFrame:
-    """The rows train held out: the holdout date range, every feature and the target known."""
+    """The rows train held out, found by the same split function on the same rows.
+
+    Train recorded the holdout's date range; a different range here means the table or the
+    config changed between the steps, and scoring would be on the wrong rows.
+    """
     import pandas as pd
 
+    from kubeline.data.schema import DATE
+    from kubeline.errors import TrainingError
+    from kubeline.splits import holdout_split
     from kubeline.train import usable_rows
 
     rows, _ = usable_rows(table, config, meta["feature_names"])
-    dates = pd.to_datetime(rows["date"])
-    keep = (dates >= pd.Timestamp(meta["holdout_start"])) & (
-        dates <= pd.Timestamp(meta["holdout_end"])
+    split = holdout_split(
+        rows[DATE], holdout_fraction=config.split.holdout_fraction, gap=config.purge_gap
     )
-    return rows.loc[keep].reset_index(drop=True)
+    holdout = rows.iloc[split.holdout_index].reset_index(drop=True)
+    dates = pd.to_datetime(holdout[DATE])
+    found = (str(dates.min().date()), str(dates.max().date()))
+    if found != (meta["holdout_start"], meta["holdout_end"]):
+        raise TrainingError(
+            f"the holdout here ({found[0]} to {found[1]}) is not the one train used "
+            f"({meta['holdout_start']} to {meta['holdout_end']})",
+            hint="evaluate the model with the feature table and run config it was trained with",
+        )
+    return holdout
 
 
-def champion_metrics(name: str, holdout: pd.DataFrame) -> tuple[dict[str, Any] | None, str | None]:
-    """The current champion's metrics on ``holdout``; (None, why) when there is none to score."""
+def question(config: RunConfig) -> dict[str, str]:
+    """What a model answers: target, horizon and tickers; only like models are compared."""
+    return {
+        "target": config.target,
+        "horizon": str(config.horizon),
+        "tickers": ",".join(config.data.tickers or []) or "all",
+    }
+
+
+def current_champion(
+    name: str, config: RunConfig, meta: dict[str, Any], holdout: pd.DataFrame
+) -> tuple[Any, dict[str, Any] | None, str | None]:
+    """The champion to compare against: (model, info, None), or (None, info, why not).
+
+    A champion that predicts something else, or that was trained on rows inside this holdout,
+    cannot be compared fairly; the candidate is then not promoted automatically.
+    """
     from kubeline import registry
     from kubeline.errors import KubelineError
-    from kubeline.evaluate import score_model
+    from kubeline.evaluate import input_columns
     from kubeline.settings import get_settings
 
     client = registry.connect(get_settings())
     current = registry.version_by_alias(client, name, registry.CHAMPION)
     if current is None:
-        return None, None
-    uri = registry.model_uri(name, current.version)
+        return None, None, None
+    version = str(current.version)
+    info = {"version": version, "uri": registry.model_uri(name, version)}
+    tags = current.tags or {}
+    for key, ours in question(config).items():
+        theirs = tags.get(f"kubeline.{key}")
+        if theirs is not None and theirs != ours:
+            return None, info, f"champion version {version} predicts {key}={theirs}, not {ours}"
+    trained_to = tags.get("kubeline.train_end")
+    if trained_to and trained_to >= meta["holdout_start"]:
+        return (
+            None,
+            info,
+            (
+                f"champion version {version} was trained on data up to {trained_to}, inside this "
+                f"holdout (from {meta['holdout_start']}): scoring it there would flatter it"
+            ),
+        )
     try:
-        model = registry.load_model(uri)
-        metrics = score_model(model, holdout)
+        model = registry.load_model(info["uri"])
+        input_columns(model, holdout)
     except KubelineError as exc:
-        return None, f"champion version {current.version} cannot be scored here: {exc.message}"
-    return {"version": str(current.version), "uri": uri, "metrics": metrics}, None
+        return None, info, f"champion version {version} cannot be scored here: {exc.message}"
+    return model, info, None
 
 
 def _with_margin(config: RunConfig, min_improvement: float | None) -> RunConfig:
@@ -89,22 +135,30 @@ def run(
     name = registered_name(cfg, model_name)
     fitted, meta = load_model(model)
     holdout = holdout_rows(pd.read_parquet(table), meta, cfg)
+    champion_model, champion, champion_note = current_champion(name, cfg, meta, holdout)
     evaluation = evaluate(
-        fitted, holdout, meta["feature_names"], cfg, target_kind=meta["target_kind"]
+        fitted,
+        holdout,
+        meta["feature_names"],
+        cfg,
+        target_kind=meta["target_kind"],
+        champion=champion_model,
     )
-    champion, champion_note = champion_metrics(name, holdout)
-    gate = decide_gate(evaluation, champion["metrics"] if champion else None)
+    gate = decide_gate(evaluation, evaluation.champion)
     reasons = list(gate.reasons)
     passed = gate.passed
     if champion_note:
-        # A champion we cannot score is not a champion we may silently replace.
+        # A champion we cannot compare with is not a champion we may silently replace.
         passed = False
-        reasons.append(f"{champion_note}; promote by hand with `kubeline promote`")
+        reasons[-1] = f"{champion_note}; promote by hand with `kubeline promote`"
+    if champion is not None and evaluation.champion is not None:
+        champion["metrics"] = evaluation.champion
     verdict = {
         "model_name": name,
         "metrics": evaluation.metrics,
         "baselines": evaluation.baselines,
         "champion": champion,
+        "question": question(cfg),
         "backtest": None if evaluation.backtest is None else {"stats": evaluation.backtest.stats},
         "backtest_note": evaluation.backtest_note,
         "gate": {
@@ -152,9 +206,9 @@ def run(
     metrics = {f"holdout_{k}": float(v) for k, v in evaluation.metrics.items() if v == v}
     for kind, values in evaluation.baselines.items():
         metrics.update({f"{kind}_{k}": float(v) for k, v in values.items() if v == v})
-    if champion:
+    if evaluation.champion:
         metrics.update(
-            {f"champion_{k}": float(v) for k, v in champion["metrics"].items() if v == v}
+            {f"champion_{k}": float(v) for k, v in evaluation.champion.items() if v == v}
         )
     metrics["gate_passed"] = 1.0 if passed else 0.0
     return {

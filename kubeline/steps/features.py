@@ -35,7 +35,7 @@ def run(*, snapshot: str, config: str, out: str, data_hash: str = "") -> dict[st
 
 def prepare(
     data: str,
-    out: Path,
+    out: str | Path,
     config_text: str = "",
     on_progress: Callable[[int, int], None] | None = None,
     hash_content: bool = False,

@@ -8,7 +8,7 @@ from kubeline.steps.base import executor, write_parquet
 
 
 @executor
-def run(*, data: str, out: str) -> dict[str, Any]:
+def run(*, data: str, out: str, data_version: str = "") -> dict[str, Any]:
     """Read ``data`` and write the canonical frame (with source file and line) to ``out``."""
     from kubeline.data.ingest import ingest
     from kubeline.data.schema import SOURCE_FILE, TICKER
@@ -17,6 +17,7 @@ def run(*, data: str, out: str) -> dict[str, Any]:
     write_parquet(frame, out)
     return {
         "source": data,
+        "data_version": data_version,
         "rows": frame.height,
         "tickers": frame[TICKER].n_unique(),
         "files": frame[SOURCE_FILE].n_unique(),

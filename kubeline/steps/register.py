@@ -3,6 +3,11 @@
 The evaluate step decides the blessing (the gate). This step adds the infra check: the version
 is loaded back from the registry with the loading code the server uses and must predict on its
 input example the same numbers the pipeline's model does. Only then does it become champion.
+
+A version's ``kubeline.gate`` tag says where it stands: ``pending`` from the moment it exists
+(so a crash halfway is visible), then ``passed`` (champion), ``failed`` (challenger: it works
+but did not beat the baseline or champion) or ``rejected`` (no alias: it failed the infra
+check and must not be served).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ def infra_check(uri: str, example: Any, expected: Any) -> tuple[bool, str]:
     return True, f"infra check passed ({len(example)} example rows from {uri})"
 
 
-def _params(config: Any, meta: dict[str, Any]) -> dict[str, str]:
+def _params(config: Any, meta: dict[str, Any], gate_baseline: str) -> dict[str, str]:
     """Run parameters: the run config and the chosen candidate (MLflow keeps strings)."""
     out = {
         "target": config.target,
@@ -48,7 +53,7 @@ def _params(config: Any, meta: dict[str, Any]) -> dict[str, str]:
         "n_splits": config.split.n_splits,
         "purge_gap": config.purge_gap,
         "gate_metric": config.gate.metric,
-        "gate_baseline": config.gate.baseline,
+        "gate_baseline": gate_baseline,
         "seed": config.seed,
         "tickers": ",".join(config.data.tickers or []) or "all",
     }
@@ -126,13 +131,13 @@ def run(
     """Log, register, infra-check and promote; returns name, version, alias and the reason."""
     import mlflow
     import pandas as pd
-    import skops.io
     from mlflow.models import infer_signature
 
     from kubeline import lineage as lineage_mod
     from kubeline import registry
     from kubeline.settings import get_settings
-    from kubeline.steps.train import MODEL_FILE, load_model
+    from kubeline.steps.evaluate import question
+    from kubeline.steps.train import load_model, trusted_types
 
     settings = get_settings()
     cfg = run_config(config)
@@ -145,10 +150,18 @@ def run(
     content_hash = str(snapshot_metadata.get("content_hash", ""))
     lin = {
         **lineage,
-        "git_revision": lineage.get("git_revision") or lineage_mod.git_revision(),
+        "git_revision": lineage.get("git_revision") or lineage_mod.git_revision() or "unknown",
         "data_hash": content_hash,
     }
     tags = {**lineage_mod.tags(lin), "kubeline.model_name": name}
+    # What the version answers and what it saw: the next run's evaluate compares only like
+    # with like, and never on rows this version trained on.
+    described = {
+        **{f"kubeline.{k}": v for k, v in question(cfg).items()},
+        "kubeline.train_end": meta["train_end"],
+        "kubeline.features": ",".join(meta["feature_names"]),
+        "kubeline.candidate": meta["candidate"],
+    }
 
     client = registry.connect(settings)
     experiment = registry.ensure_experiment(
@@ -156,7 +169,7 @@ def run(
     )
     run_name = f"{name}-{(lin.get('pipeline_run_id') or 'local')[:8]}"
     with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags) as active:
-        mlflow.log_params(_params(cfg, meta))
+        mlflow.log_params(_params(cfg, meta, verdict["gate"]["baseline"]))
         mlflow.log_metrics(_metrics(verdict, meta))
         mlflow.log_input(_dataset(snapshot, data, snapshot_metadata), context="training")
         info = mlflow.sklearn.log_model(
@@ -166,7 +179,7 @@ def run(
             input_example=example,
             # Pinned from the installed versions: skips MLflow's seconds-long inference.
             pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True),
-            skops_trusted_types=skops.io.get_untrusted_types(file=Path(model) / MODEL_FILE),
+            skops_trusted_types=trusted_types(Path(model), meta),
         )
         with tempfile.TemporaryDirectory() as tmp:
             # KFP names the file after the output ("report"); browsers want the extension.
@@ -180,28 +193,42 @@ def run(
         mlflow.log_text(cfg.to_yaml(), "run-config.yaml")
         run_id = active.info.run_id
 
-    version = mlflow.register_model(info.model_uri, name, tags=tags)
-    uri = registry.model_uri(name, version.version)
-    infra_ok, infra_reason = infra_check(uri, example, expected)
-    gate = verdict["gate"]
-    passed = bool(gate["passed"]) and infra_ok
-    reason = f"{gate['reason']}; {infra_reason}"
-    client.set_model_version_tag(
-        name, version.version, "kubeline.gate", "passed" if passed else "failed"
+    version = mlflow.register_model(
+        info.model_uri, name, tags={**tags, **described, "kubeline.gate": "pending"}
     )
-    client.set_model_version_tag(name, version.version, "kubeline.run_id", run_id)
-    if passed:
-        registry.promote(client, name, version.version, reason)
-        alias = registry.CHAMPION
+    number = str(version.version)
+    client.set_model_version_tag(name, number, "kubeline.run_id", run_id)
+    infra_ok, infra_reason = infra_check(registry.model_uri(name, number), example, expected)
+    gate = verdict["gate"]
+    reason = f"{gate['reason']}; {infra_reason}"
+    expected_champion = (verdict.get("champion") or {}).get("version")
+    now = registry.version_by_alias(client, name, registry.CHAMPION)
+    now_champion = str(now.version) if now is not None else None
+    if not infra_ok:
+        state, alias = "rejected", ""
+        client.set_model_version_tag(name, number, "kubeline.gate_reason", reason)
+    elif gate["passed"] and now_champion != expected_champion:
+        # Another run promoted a version after this one was evaluated: compare again first.
+        state, alias = "failed", registry.CHALLENGER
+        reason = (
+            f"the champion changed during this run (version {expected_champion} when "
+            f"evaluated, now {now_champion}); run again to compare against it; {reason}"
+        )
+        registry.mark_challenger(client, name, number, reason)
+    elif gate["passed"]:
+        state, alias = "passed", registry.CHAMPION
+        registry.promote(client, name, number, reason)
     else:
-        registry.mark_challenger(client, name, version.version, reason)
-        alias = registry.CHALLENGER
+        state, alias = "failed", registry.CHALLENGER
+        registry.mark_challenger(client, name, number, reason)
+    client.set_model_version_tag(name, number, "kubeline.gate", state)
     with mlflow.start_run(run_id=run_id):
-        mlflow.set_tags({"kubeline.alias": alias, "kubeline.model_version": version.version})
+        mlflow.set_tags({"kubeline.alias": alias or "none", "kubeline.model_version": number})
         mlflow.log_text(reason, "decision.txt")
     return {
         "model_name": name,
-        "model_version": str(version.version),
+        "model_version": number,
         "alias": alias,
         "reason": reason,
+        "mlflow_run_id": run_id,
     }

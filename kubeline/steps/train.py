@@ -31,15 +31,40 @@ def save_model(model: Any, meta: dict[str, Any], folder: str | Path) -> None:
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
 
 
+# skops refuses to build any type it is not told to trust; these are what kubeline's candidates
+# are made of. A model file with other types is refused rather than executed.
+TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+
+
+def trusted_types(folder: Path, meta: dict[str, Any]) -> list[str]:
+    """The types in a saved model that may be loaded: scikit-learn's and the config's own.
+
+    Estimators named by import path in the run config are trusted by their module, because
+    the config that named them is what the user asked to run.
+    """
+    import skops.io
+
+    from kubeline.errors import TrainingError
+
+    modules = TRUSTED_MODULES + tuple(f"{m}." for m in meta.get("estimator_modules", []))
+    found = skops.io.get_untrusted_types(file=folder / MODEL_FILE)
+    refused = [t for t in found if not t.startswith(modules)]
+    if refused:
+        raise TrainingError(
+            f"{folder / MODEL_FILE} holds types kubeline does not trust: {', '.join(refused)}",
+            hint="only models trained by kubeline from its candidates or the run config load",
+        )
+    return found
+
+
 def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
     """The fitted pipeline and its metadata, as ``save_model`` wrote them."""
     import skops.io
 
     folder = Path(folder)
-    path = folder / MODEL_FILE
-    # The file was written by this pipeline's own train step; trust the types it holds.
-    model = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
-    return model, json.loads((folder / META_FILE).read_text())
+    meta = json.loads((folder / META_FILE).read_text())
+    model = skops.io.load(folder / MODEL_FILE, trusted=trusted_types(folder, meta))
+    return model, meta
 
 
 @executor
@@ -59,6 +84,9 @@ def run(*, table: str, config: str, out: str) -> dict[str, Any]:
         "target": cfg.target,
         "horizon": cfg.horizon,
         "cv_results": cv.to_dict(orient="records"),
+        "estimator_modules": sorted(
+            {c.estimator.rsplit(".", 1)[0] for c in cfg.models if c.estimator}
+        ),
     }
     save_model(result.model, meta, out)
     best = cv.loc[cv["selected"]].iloc[0]

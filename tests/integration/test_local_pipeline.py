@@ -55,7 +55,7 @@ def test_run_registers_champion_with_lineage_metrics_and_artifacts(
     write_dataset(market, data, "yahoo")
     state = tmp_path / "state"
     out = cli(state, "run", "--data", str(data)).stdout
-    assert "version 1" in out and "champion" in out
+    assert "version 1 as champion" in out
     assert "holdout rmse" in out
     reports = list((state / "reports").glob("*.html"))
     assert len(reports) == 1 and "<html" in reports[0].read_text().lower()
@@ -88,7 +88,7 @@ def test_run_registers_champion_with_lineage_metrics_and_artifacts(
 
     # The same data again cannot strictly beat the champion: it stays challenger.
     out = cli(state, "run", "--data", str(data)).stdout
-    assert "version 2" in out and "challenger" in out
+    assert "version 2 as challenger" in out
     assert str(c.get_model_version_by_alias("kubeline-returns", "champion").version) == "1"
     reason = c.get_model_version("kubeline-returns", "2").tags["kubeline.gate_reason"]
     assert "champion" in reason
@@ -102,6 +102,15 @@ def test_run_registers_champion_with_lineage_metrics_and_artifacts(
     assert failed.returncode != 0 and "no earlier champion" in failed.stderr
     listed = cli(state, "models", "--json").stdout
     assert '"version": "2"' in listed and '"version": "1"' in listed
+
+    # A model that answers another question is never compared with (nor replaces) the champion.
+    other = tmp_path / "log-returns.yaml"
+    other.write_text("target: next_log_return\n")
+    out = cli(state, "run", "--data", str(data), "--config", str(other)).stdout
+    assert "version 3 as challenger" in out
+    assert "predicts target=next_return, not next_log_return" in " ".join(out.split())
+    assert str(c.get_model_version_by_alias("kubeline-returns", "champion").version) == "1"
+    assert c.get_model_version("kubeline-returns", "3").tags["kubeline.target"] == "next_log_return"
 
 
 @pytest.mark.parametrize("layout", ["kaggle", "long"])
@@ -168,3 +177,36 @@ def test_broken_data_stops_before_training_and_registers_nothing(
     assert "Traceback" not in done.stderr
     c = client(state)
     assert c.search_registered_models() == []
+
+
+def test_the_wheel_ships_components_pipelines_and_specs(tmp_path: Path) -> None:
+    import zipfile
+
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("kubeline-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in (
+        "kubeline/components/train.py",
+        "kubeline/components/image.py",
+        "kubeline/pipelines/training.py",
+        "kubeline/pipelines/compiled/training.yaml",
+        "kubeline/report/templates/report.html",
+        "kubeline/steps/register.py",
+    ):
+        assert expected in names, expected
+    assert not any(n.startswith(("tests/", "components/", "pipelines/")) for n in names)

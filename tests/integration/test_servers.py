@@ -76,3 +76,32 @@ def test_pipeline_reads_s3_and_logs_to_tracking_server(
     assert any(k.endswith(".png") for k in keys)
     # No temporary keys were left behind by atomic uploads.
     assert not any(".tmp-" in k for k in keys)
+
+
+def test_fetch_reads_exactly_the_named_folder(tmp_path: Path, s3_server) -> None:
+    from kubeline.errors import StorageError
+    from kubeline.settings import Settings
+    from kubeline.storage import fetch, fingerprint
+
+    s3 = s3_server.client()
+    for key in ("p/market/a.csv", "p/market/sub/b.csv", "p/market2/c.csv", "p/marketing.csv"):
+        s3.put_object(Bucket=s3_server.bucket, Key=key, Body=key.encode())
+    settings = Settings(
+        s3_endpoint_url=s3_server.endpoint,
+        s3_access_key_id=s3_server.access_key,
+        s3_secret_access_key=s3_server.secret_key,
+    )
+    folder = fetch(f"s3://{s3_server.bucket}/p/market", tmp_path / "a", settings)
+    got = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert got == ["a.csv", "sub/b.csv"]
+    one = fetch(f"s3://{s3_server.bucket}/p/marketing.csv", tmp_path / "b", settings)
+    assert one.read_text() == "p/marketing.csv"
+    with pytest.raises(StorageError, match="whole bucket"):
+        fetch(f"s3://{s3_server.bucket}", tmp_path / "c", settings)
+    with pytest.raises(StorageError, match="nothing found"):
+        fetch(f"s3://{s3_server.bucket}/p/absent", tmp_path / "d", settings)
+
+    before = fingerprint(f"s3://{s3_server.bucket}/p/market", settings)
+    assert before == fingerprint(f"s3://{s3_server.bucket}/p/market/", settings)
+    s3.put_object(Bucket=s3_server.bucket, Key="p/market/a.csv", Body=b"changed")
+    assert fingerprint(f"s3://{s3_server.bucket}/p/market", settings) != before
