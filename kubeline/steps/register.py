@@ -73,8 +73,8 @@ def _metrics(evaluation: dict[str, Any], meta: dict[str, Any]) -> dict[str, floa
     put("holdout_", evaluation["metrics"])
     for kind, values in evaluation["baselines"].items():
         put(f"baseline_{kind}_", values)
-    if evaluation.get("champion"):
-        put("champion_", evaluation["champion"]["metrics"])
+    # A champion that could not be compared has a version but no metrics.
+    put("champion_", (evaluation.get("champion") or {}).get("metrics"))
     backtest = evaluation.get("backtest") or {}
     for side, values in (backtest.get("stats") or {}).items():
         put(f"backtest_{side}_", values)

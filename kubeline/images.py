@@ -1,0 +1,291 @@
+"""Container images by role, built with whichever engine is here, from the role's lock file.
+
+Each role has a Containerfile (``images/<role>/Containerfile``) and a lock
+(``requirements/<role>.txt``). A build needs no network inside the container: the Python
+distributions come from a wheelhouse filled on the host, and kubeline itself from a wheel built
+from this checkout, so the image holds exactly the source that was tested. The tag is
+reproducible from the version and the git revision (``0.1.0-<12 hex>[-dirty]``), the same tag
+``kubeline compile`` puts into the component specs through ``KUBELINE_IMAGE``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubeline import __version__
+from kubeline.errors import ConfigError, PipelineError
+
+ROLES = ("pipeline",)
+ENGINES = ("docker", "podman")
+# The one sdist in a lock (kfp-server-api) is built inside the image from these, offline;
+# their versions and hashes come from the dev lock, the lock family every role shares.
+BUILD_TOOLS = ("setuptools", "wheel")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+OnOutput = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """One image built for a role: ``name:tag``, also tagged ``localhost/name:tag``."""
+
+    role: str
+    name: str
+    tag: str
+    size_bytes: int
+    build_seconds: float
+
+    @property
+    def reference(self) -> str:
+        """The full reference kfp.local needs (a short name makes it try to pull)."""
+        return f"localhost/{self.name}:{self.tag}"
+
+
+def default_tag(version: str = __version__, revision: str | None = None) -> str:
+    """``<version>-<12 hex of the revision>``, with ``-dirty`` kept; the version alone if none.
+
+    Characters a tag may not hold (``+`` of a local version, ``/``) become ``-``.
+    """
+    if revision is None:
+        from kubeline.lineage import git_revision
+
+        revision = git_revision()
+    dirty = revision.endswith("-dirty")
+    rev = revision.removesuffix("-dirty")[:12]
+    tag = "-".join(part for part in (version, rev, "dirty" if dirty else "") if part)
+    tag = re.sub(r"[^A-Za-z0-9_.-]", "-", tag)[:128]
+    return tag
+
+
+def find_engine(engine: str | None = None) -> str:
+    """The path of a container engine that answers (``docker`` first, then ``podman``).
+
+    ``DOCKER_HOST`` and the engines' own settings are honoured: the engine is asked, not guessed.
+    """
+    tried: list[str] = []
+    for name in [engine] if engine else ENGINES:
+        path = shutil.which(name)
+        if path is None:
+            tried.append(f"{name}: not on PATH")
+            continue
+        try:
+            done = subprocess.run(
+                [path, "info"], capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            tried.append(f"{name}: {exc}")
+            continue
+        if done.returncode == 0:
+            return path
+        last = (done.stderr.strip().splitlines() or ["no answer"])[-1]
+        tried.append(f"{name}: {last}")
+    raise PipelineError(
+        "no container engine is reachable (" + "; ".join(tried) + ")",
+        hint="start a Docker daemon (and set DOCKER_HOST if its socket is not the default) "
+        "or install podman; see README, 'Images'",
+    )
+
+
+def source_root() -> Path:
+    """The kubeline checkout images are built from (they need its Containerfiles and locks)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "pyproject.toml").is_file() or not (root / "images").is_dir():
+        raise PipelineError(
+            f"{root} is not a kubeline checkout: images are built from the source tree",
+            hint="run `kubeline images build` from a git clone of kubeline (pip install -e .)",
+        )
+    return root
+
+
+def build_tool_requirements(dev_lock: Path) -> str:
+    """The hash-pinned entries of the build tools, cut from the dev lock."""
+    text = dev_lock.read_text()
+    blocks = []
+    for name in BUILD_TOOLS:
+        match = re.search(rf"^{name}==\S+(?: \\\n\s+--hash=\S+)+", text, re.MULTILINE)
+        if match is None:
+            raise PipelineError(
+                f"{dev_lock} pins no {name}: the image cannot build the lock's sdists offline",
+                hint="re-lock with `make lock`",
+            )
+        blocks.append(match.group(0))
+    return "\n".join(blocks) + "\n"
+
+
+def fill_wheelhouse(
+    dest: Path, *, roles: Iterable[str] = ROLES, on_output: OnOutput | None = None
+) -> Path:
+    """Download every distribution of the roles' locks (hash-checked) into ``dest``."""
+    root = source_root()
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="kubeline-tools-") as tmp:
+        tools = Path(tmp) / "build-tools.txt"
+        tools.write_text(build_tool_requirements(root / "requirements" / "dev.txt"))
+        locks = [_lock(root, role) for role in roles] + [tools]
+        for lock in locks:
+            _run(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                 "-r", str(lock), "-d", str(dest)],  # fmt: skip
+                what=f"downloading {lock.name} into {dest}",
+                on_output=on_output,
+            )
+    return dest
+
+
+def build_images(
+    *,
+    engine: str | None,
+    base: str | None,
+    tag: str | None,
+    wheelhouse: Path | None,
+    roles: Iterable[str] = ROLES,
+    on_output: OnOutput | None = None,
+) -> list[BuiltImage]:
+    """Build each role's image, tagged ``kubeline-<role>:<tag>``; return what was built.
+
+    ``wheelhouse`` is used as is (filled by ``pip download``/``pip wheel`` on the host); without
+    one, a temporary wheelhouse is filled from the package index and removed afterwards.
+    ``base`` overrides the Containerfile's ``BASE`` (for builders with no registry).
+    """
+    roles = tuple(roles)
+    root = source_root()
+    for role in roles:
+        _lock(root, role)
+    if tag is not None and not _TAG.match(tag):
+        raise ConfigError(
+            f"image tag {tag!r} is not valid",
+            hint="use up to 128 of A-Z a-z 0-9 _ . - (not starting with . or -)",
+        )
+    from kubeline.lineage import git_revision
+
+    revision = git_revision()
+    tag = tag or default_tag(__version__, revision)
+    engine_path = find_engine(engine)
+    built: list[BuiltImage] = []
+    with tempfile.TemporaryDirectory(prefix="kubeline-image-") as tmp:
+        wheels = wheelhouse
+        if wheels is None:
+            wheels = fill_wheelhouse(Path(tmp) / "wheelhouse", roles=roles, on_output=on_output)
+        elif not wheels.is_dir():
+            raise PipelineError(
+                f"wheelhouse {wheels} is not a folder",
+                hint="fill it with `pip download --no-deps -r requirements/pipeline.txt -d DIR`",
+            )
+        kubeline_wheels = Path(tmp) / "kubeline-wheel"
+        _run(
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+             "--disable-pip-version-check", "-q", "-w", str(kubeline_wheels), str(root)],  # fmt: skip
+            what="building the kubeline wheel",
+            on_output=on_output,
+        )
+        for role in roles:
+            context = Path(tmp) / f"context-{role}"
+            _assemble_context(context, root, role, wheels, kubeline_wheels)
+            built.append(
+                _build_one(engine_path, context, role, tag, base, revision, on_output=on_output)
+            )
+    return built
+
+
+def _lock(root: Path, role: str) -> Path:
+    lock = root / "requirements" / f"{role}.txt"
+    containerfile = root / "images" / role / "Containerfile"
+    if role not in ROLES or not lock.is_file() or not containerfile.is_file():
+        raise ConfigError(
+            f"unknown image role {role!r}", hint=f"choose from {', '.join(ROLES)}"
+        )
+    return lock
+
+
+def _assemble_context(
+    context: Path, root: Path, role: str, wheelhouse: Path, kubeline_wheels: Path
+) -> None:
+    """Containerfile, lock and wheels in one folder: the build context, nothing else."""
+    (context / "requirements").mkdir(parents=True)
+    (context / "wheels").mkdir()
+    shutil.copy2(root / "images" / role / "Containerfile", context / "Containerfile")
+    shutil.copy2(root / "requirements" / f"{role}.txt", context / "requirements" / f"{role}.txt")
+    sources = [p for p in wheelhouse.iterdir() if p.is_file() and not p.name.startswith("kubeline-")]
+    for src in [*sources, *kubeline_wheels.glob("kubeline-*.whl")]:
+        dst = context / "wheels" / src.name
+        try:  # a hard link costs nothing; across filesystems, copy
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def _build_one(
+    engine: str,
+    context: Path,
+    role: str,
+    tag: str,
+    base: str | None,
+    revision: str,
+    *,
+    on_output: OnOutput | None,
+) -> BuiltImage:
+    name = f"kubeline-{role}"
+    args = [engine, "build", "-f", str(context / "Containerfile"),
+            "-t", f"{name}:{tag}", "-t", f"localhost/{name}:{tag}",
+            "--build-arg", f"VERSION={__version__}",
+            "--build-arg", f"REVISION={revision}",
+            "--build-arg", f"SOURCE={_source_url()}"]  # fmt: skip
+    if base:
+        args += ["--build-arg", f"BASE={base}"]
+    started = time.monotonic()
+    _run([*args, str(context)], what=f"building {name}:{tag}", on_output=on_output)
+    seconds = time.monotonic() - started
+    done = subprocess.run(
+        [engine, "image", "inspect", "--format", "{{.Size}}", f"{name}:{tag}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise PipelineError(f"{name}:{tag} was built but cannot be inspected: {done.stderr}")
+    return BuiltImage(role, name, tag, int(done.stdout.strip()), round(seconds, 1))
+
+
+def _source_url() -> str:
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        urls = metadata("kubeline").get_all("Project-URL") or []
+    except PackageNotFoundError:
+        urls = []
+    for entry in urls:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() == "source":
+            return url.strip()
+    return ""
+
+
+def _run(args: list[str], *, what: str, on_output: OnOutput | None) -> None:
+    """Run a step, streaming its output; on failure, raise with the last lines it printed."""
+    tail: deque[str] = deque(maxlen=30)
+    try:
+        proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+    except OSError as exc:
+        raise PipelineError(f"{what}: cannot start {args[0]}: {exc}") from exc
+    assert proc.stdout is not None
+    with proc:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            if on_output is not None:
+                on_output(line)
+    if proc.returncode != 0:
+        raise PipelineError(
+            f"{what} failed (exit {proc.returncode}):\n" + "\n".join(tail),
+            hint="the lines above are the end of its output; rerun with output shown for all",
+        )
