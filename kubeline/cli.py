@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Make and inspect data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+images_app = typer.Typer(help="Build the container images the steps run in.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -191,7 +193,11 @@ def compile_(
 
 
 def _run_pipeline(
-    data: str, config_text: str, model_name: str, min_improvement: float | None
+    data: str,
+    config_text: str,
+    model_name: str,
+    min_improvement: float | None,
+    runner: str | None = None,
 ) -> Any:
     """Run the training pipeline with a live line per step; returns the run result."""
     from rich.live import Live
@@ -208,25 +214,33 @@ def _run_pipeline(
             table.add_row(f"[bold]{step}[/]", state)
         return table
 
-    with Live(render(), console=console, refresh_per_second=8, transient=False) as live:
+    try:
+        with Live(render(), console=console, refresh_per_second=8, transient=False) as live:
 
-        def on_event(event: StepEvent) -> None:
-            if event.status == "running":
-                states[event.step] = "[cyan]running[/]"
-            elif event.status == "SUCCESS":
-                states[event.step] = f"[green]done[/] in {event.seconds:.1f} s"
-            else:
-                states[event.step] = f"[red]{event.status.lower()}[/] after {event.seconds:.1f} s"
-            live.update(render())
+            def on_event(event: StepEvent) -> None:
+                if event.status == "running":
+                    states[event.step] = "[cyan]running[/]"
+                elif event.status == "SUCCESS":
+                    states[event.step] = f"[green]done[/] in {event.seconds:.1f} s"
+                else:
+                    states[event.step] = (
+                        f"[red]{event.status.lower()}[/] after {event.seconds:.1f} s"
+                    )
+                live.update(render())
 
-        return run_training(
-            settings,
-            data=data,
-            config_text=config_text,
-            model_name=model_name,
-            min_improvement=min_improvement,
-            on_event=on_event,
-        )
+            return run_training(
+                settings,
+                data=data,
+                config_text=config_text,
+                model_name=model_name,
+                min_improvement=min_improvement,
+                runner=runner,
+                on_event=on_event,
+            )
+    finally:
+        # The live table leaves the cursor at the end of its last line; what follows
+        # (the outcome, or an error) starts on a fresh one.
+        console.print()
 
 
 def _print_outcome(result: Any) -> None:
@@ -239,7 +253,7 @@ def _print_outcome(result: Any) -> None:
     colour = "green" if alias == "champion" else "yellow"
     status = f"as [bold {colour}]{alias}[/]" if alias else "[bold red]rejected[/] (no alias)"
     console.print(
-        f"\nregistered [bold]{out.get('model_name')}[/] version [bold]{out.get('model_version')}"
+        f"registered [bold]{out.get('model_name')}[/] version [bold]{out.get('model_version')}"
         f"[/] {status} ({result.seconds:.1f} s)",
         highlight=False,
     )
@@ -273,6 +287,10 @@ def run(
             min=0.0, help="Margin over the baseline and champion (default: the config's)."
         ),
     ] = None,
+    runner: Annotated[
+        Literal["subprocess", "docker"] | None,
+        typer.Option(help="subprocess, or docker: each step in the KUBELINE_IMAGE container."),
+    ] = None,
 ) -> None:
     """Run the compiled training pipeline on this machine with kfp.local."""
     from kubeline.runner import demo_data
@@ -283,7 +301,7 @@ def run(
         if made:
             console.print(f"generated the demo data set in {folder}")
         data = str(folder)
-    result = _run_pipeline(data, config_text, model or "", min_improvement)
+    result = _run_pipeline(data, config_text, model or "", min_improvement, runner)
     _print_outcome(result)
 
 
@@ -365,3 +383,39 @@ def models(
 def show_config() -> None:
     """Print the effective settings as JSON (secrets masked)."""
     print(json.dumps(_settings().masked(), indent=2))
+
+
+@images_app.command("build")
+@handles_errors
+def images_build(
+    engine: Annotated[
+        Literal["docker", "podman"] | None,
+        typer.Option(help="Container engine (default: whichever is reachable)."),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(help="Base image (default: the official slim Python image)."),
+    ] = None,
+    tag: Annotated[
+        str | None, typer.Option(help="Image tag (default: version and git revision).")
+    ] = None,
+    wheelhouse: Annotated[
+        Path | None,
+        typer.Option(help="Folder of wheels to install from (default: filled from the index)."),
+    ] = None,
+) -> None:
+    """Build the images from images/ with the same lock as the venv."""
+    from kubeline.images import build_images
+
+    with console.status("building images"):
+        built = build_images(engine=engine, base=base, tag=tag, wheelhouse=wheelhouse)
+    for image in built:
+        console.print(
+            f"built [bold]{image.name}:{image.tag}[/] ({image.size_bytes / 2**20:,.0f} MiB) "
+            f"in {image.build_seconds:.0f} s",
+            highlight=False,
+        )
+    if built:
+        console.print(
+            f"run the pipeline in it: KUBELINE_IMAGE=localhost/{built[0].name}:{built[0].tag} kubeline run --runner docker"
+        )

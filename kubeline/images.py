@@ -134,8 +134,18 @@ def fill_wheelhouse(
         locks = [_lock(root, role) for role in roles] + [tools]
         for lock in locks:
             _run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                 "-r", str(lock), "-d", str(dest)],  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--disable-pip-version-check",
+                    "-r",
+                    str(lock),
+                    "-d",
+                    str(dest),
+                ],
                 what=f"downloading {lock.name} into {dest}",
                 on_output=on_output,
             )
@@ -183,8 +193,19 @@ def build_images(
             )
         kubeline_wheels = Path(tmp) / "kubeline-wheel"
         _run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-             "--disable-pip-version-check", "-q", "-w", str(kubeline_wheels), str(root)],  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                "-q",
+                "-w",
+                str(kubeline_wheels),
+                str(root),
+            ],
             what="building the kubeline wheel",
             on_output=on_output,
         )
@@ -201,9 +222,7 @@ def _lock(root: Path, role: str) -> Path:
     lock = root / "requirements" / f"{role}.txt"
     containerfile = root / "images" / role / "Containerfile"
     if role not in ROLES or not lock.is_file() or not containerfile.is_file():
-        raise ConfigError(
-            f"unknown image role {role!r}", hint=f"choose from {', '.join(ROLES)}"
-        )
+        raise ConfigError(f"unknown image role {role!r}", hint=f"choose from {', '.join(ROLES)}")
     return lock
 
 
@@ -215,7 +234,9 @@ def _assemble_context(
     (context / "wheels").mkdir()
     shutil.copy2(root / "images" / role / "Containerfile", context / "Containerfile")
     shutil.copy2(root / "requirements" / f"{role}.txt", context / "requirements" / f"{role}.txt")
-    sources = [p for p in wheelhouse.iterdir() if p.is_file() and not p.name.startswith("kubeline-")]
+    sources = [
+        p for p in wheelhouse.iterdir() if p.is_file() and not p.name.startswith("kubeline-")
+    ]
     for src in [*sources, *kubeline_wheels.glob("kubeline-*.whl")]:
         dst = context / "wheels" / src.name
         try:  # a hard link costs nothing; across filesystems, copy
@@ -235,11 +256,22 @@ def _build_one(
     on_output: OnOutput | None,
 ) -> BuiltImage:
     name = f"kubeline-{role}"
-    args = [engine, "build", "-f", str(context / "Containerfile"),
-            "-t", f"{name}:{tag}", "-t", f"localhost/{name}:{tag}",
-            "--build-arg", f"VERSION={__version__}",
-            "--build-arg", f"REVISION={revision}",
-            "--build-arg", f"SOURCE={_source_url()}"]  # fmt: skip
+    args = [
+        engine,
+        "build",
+        "-f",
+        str(context / "Containerfile"),
+        "-t",
+        f"{name}:{tag}",
+        "-t",
+        f"localhost/{name}:{tag}",
+        "--build-arg",
+        f"VERSION={__version__}",
+        "--build-arg",
+        f"REVISION={revision}",
+        "--build-arg",
+        f"SOURCE={_source_url()}",
+    ]
     if base:
         args += ["--build-arg", f"BASE={base}"]
     started = time.monotonic()
@@ -247,8 +279,10 @@ def _build_one(
     seconds = time.monotonic() - started
     done = subprocess.run(
         [engine, "image", "inspect", "--format", "{{.Size}}", f"{name}:{tag}"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise PipelineError(f"{name}:{tag} was built but cannot be inspected: {done.stderr}")
     return BuiltImage(role, name, tag, int(done.stdout.strip()), round(seconds, 1))

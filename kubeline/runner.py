@@ -56,31 +56,42 @@ def compile_pipelines(out_dir: Path) -> list[Path]:
     return written
 
 
+def compile_in_child(out_dir: Path, image: str | None = None) -> list[Path]:
+    """Compile the pipelines in a child process with default settings (and ``image``, if given).
+
+    The components read the image setting when first imported, so a spec for another image
+    (or the committed defaults, whatever this process's KUBELINE_* say) needs a fresh process.
+    """
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBELINE_")}
+    env["KUBELINE_SETTINGS_FILE"] = str(out_dir / "no-settings.yaml")
+    if image:
+        env["KUBELINE_IMAGE"] = image
+    done = subprocess.run(
+        [sys.executable, "-m", "kubeline", "compile", "--out", str(out_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise PipelineError(f"compiling the pipelines failed:\n{done.stderr[-2000:]}")
+    return sorted(out_dir.glob("*.yaml"))
+
+
 def stale_specs(committed: Path) -> list[str]:
     """Names of committed specs that differ from what the code compiles to with default settings.
 
-    Compiled in a child process with no KUBELINE_* variables and no settings file, because the
-    committed specs are the defaults: a developer's KUBELINE_IMAGE must not make them "stale".
+    A developer's KUBELINE_IMAGE must not make the committed (default) specs "stale".
     """
-    import sys
     import tempfile
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBELINE_")}
     with tempfile.TemporaryDirectory() as tmp:
-        env["KUBELINE_SETTINGS_FILE"] = str(Path(tmp) / "none.yaml")
-        fresh_dir = Path(tmp) / "specs"
-        done = subprocess.run(
-            [sys.executable, "-m", "kubeline", "compile", "--out", str(fresh_dir)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise PipelineError(f"compiling the pipelines failed:\n{done.stderr[-2000:]}")
+        fresh = compile_in_child(Path(tmp))
         return [
             p.name
-            for p in sorted(fresh_dir.glob("*.yaml"))
+            for p in fresh
             if not (committed / p.name).exists()
             or (committed / p.name).read_bytes() != p.read_bytes()
         ]
@@ -149,6 +160,57 @@ class _StepTee(io.TextIOBase):
             self.on_event(event)
 
 
+def _spec_for_image(image: str, state: Path, pipeline: str) -> Path:
+    """The pipeline compiled for a locally built image (kfp pulls short names: use localhost/)."""
+    import docker
+
+    if "/" not in image.split(":")[0]:
+        image = f"localhost/{image}"
+    try:
+        docker.from_env().images.get(image)
+    except Exception as exc:
+        raise PipelineError(
+            f"the image {image} is not in the local container engine ({exc})",
+            hint="build it with `kubeline images build`, and set KUBELINE_IMAGE to its name",
+        ) from None
+    folder = state / "specs" / image.replace("/", "_").replace(":", "_")
+    folder.mkdir(parents=True, exist_ok=True)
+    compile_in_child(folder, image)
+    return folder / f"{pipeline}.yaml"
+
+
+def _docker_runner(settings: Settings, state: Path, data: str) -> Any:
+    """kfp.local's DockerRunner, locked down: read-only root, tmpfs /tmp, no capabilities.
+
+    Host networking lets tasks reach servers on 127.0.0.1; the state folder (and a local input
+    folder, read-only) are mounted at the same paths, so outputs, the embedded MLflow store and
+    the data resolve inside the container exactly as outside. Tasks run as the invoking user so
+    the files they leave belong to whoever ran kubeline.
+    """
+    from docker.types import Mount
+    from kfp import local
+
+    from kubeline.storage import is_s3
+
+    mounts = [Mount(target=str(state), source=str(state), type="bind")]
+    if data and not is_s3(data):
+        folder = Path(data) if Path(data).is_dir() else Path(data).parent
+        mounts.append(Mount(target=str(folder), source=str(folder), type="bind", read_only=True))
+    env = {k: v for k, v in os.environ.items() if k.startswith(("KUBELINE_", "MLFLOW_", "AWS_"))}
+    env.update(_task_environment(settings))
+    env.update(HOME="/tmp", MPLCONFIGDIR="/tmp/matplotlib")
+    return local.DockerRunner(
+        network_mode="host",
+        environment=env,
+        mounts=mounts,
+        user=f"{os.getuid()}:{os.getgid()}",
+        read_only=True,
+        tmpfs={"/tmp": "rw,size=1g"},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+    )
+
+
 @contextlib.contextmanager
 def _exclusive(state: Path) -> Iterator[None]:
     """Hold the state folder's lock for a run: two runs would mix their outputs and registry."""
@@ -212,9 +274,6 @@ def run_local(
     """Run a compiled pipeline with kfp.local and return its outputs; raise on a failed task."""
     from kfp import components, local
 
-    spec = compiled_dir() / f"{pipeline}.yaml"
-    if not spec.exists():
-        raise PipelineError(f"no compiled pipeline at {spec}", hint="run `kubeline compile`")
     kind = runner or settings.runner
     state = settings.state_path
     root = state / "pipeline-root"
@@ -225,9 +284,17 @@ def run_local(
     run_name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     log_path = logs / f"{pipeline}-{run_name}.log"
 
-    if kind != "subprocess":
-        raise PipelineError(f"runner {kind!r} is not available", hint="use the subprocess runner")
-    local_runner: Any = local.SubprocessRunner(use_venv=False)
+    if kind == "docker":
+        spec = _spec_for_image(settings.image, state, pipeline)
+        local_runner: Any = _docker_runner(settings, state, arguments.get("data", ""))
+        # Tasks run as the invoking user, who must be able to write the outputs.
+    elif kind == "subprocess":
+        spec = compiled_dir() / f"{pipeline}.yaml"
+        if not spec.exists():
+            raise PipelineError(f"no compiled pipeline at {spec}", hint="run `kubeline compile`")
+        local_runner = local.SubprocessRunner(use_venv=False)
+    else:
+        raise PipelineError(f"unknown runner {kind!r}", hint="use subprocess or docker")
     local.init(
         runner=local_runner,
         pipeline_root=str(root),

@@ -58,8 +58,10 @@ class Settings(BaseSettings):
         "kubeline-s3",
         description="Secret with access-key-id/secret-access-key for S3, on a cluster (compile time).",
     )
-    runner: Literal["subprocess"] = Field(
-        "subprocess", description="kfp.local runner for `kubeline run`."
+    runner: Literal["subprocess", "docker"] = Field(
+        "subprocess",
+        description="kfp.local runner for `kubeline run`: subprocess, or docker (tasks in the "
+        "KUBELINE_IMAGE image, built by `kubeline images build`).",
     )
     keep_runs: int = Field(
         10, ge=1, description="Local runs whose task outputs stay in the state folder."
