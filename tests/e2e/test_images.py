@@ -1,0 +1,112 @@
+"""The pipeline image, in a real container as a cluster runs it: read-only root, UID 10001.
+
+The ``image`` fixture (tests/e2e/conftest.py) builds the image once per session.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from conftest import Image  # tests/e2e/conftest.py
+
+pytestmark = pytest.mark.e2e
+
+UID = "10001"
+
+
+def readable_by_the_image_user(folder: Path) -> Path:
+    """The container user is not the host's: let it read the mounted data, nothing more."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def market_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from typer.testing import CliRunner
+
+    from kubeline.cli import app
+
+    out = tmp_path_factory.mktemp("market") / "data"
+    result = CliRunner().invoke(
+        app, ["data", "generate", "--out", str(out), "--tickers", "3", "--years", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    return readable_by_the_image_user(out)
+
+
+def test_image_runs_as_uid_10001_on_a_read_only_root(image: Image) -> None:
+    done = image.run(
+        "sh",
+        "-c",
+        "id -u; touch /opt/kubeline/x 2>/dev/null && echo writable; touch /tmp/x && echo tmp-ok",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [UID, "tmp-ok"]
+
+
+def test_image_carries_its_revision_and_oci_labels(image: Image) -> None:
+    done = subprocess.run(
+        [
+            image.engine,
+            "image",
+            "inspect",
+            "--format",
+            '{{.Config.User}}|{{index .Config.Labels "org.opencontainers.image.version"}}|'
+            '{{index .Config.Labels "org.opencontainers.image.revision"}}',
+            image.reference,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    user, version, revision = done.stdout.strip().split("|")
+    from kubeline import __version__
+
+    assert user.split(":")[0] == UID
+    assert version == __version__
+    env = image.run("python3", "-c", "import os; print(os.environ['KUBELINE_GIT_REVISION'])")
+    assert env.stdout.strip() == revision
+
+
+def test_component_imports_work_with_kfp_and_python3_on_path(image: Image) -> None:
+    done = image.run(
+        "python3",
+        "-c",
+        "import shutil, kubeline.steps.train, kfp.dsl.executor_main, mlflow, sklearn; "
+        "print(shutil.which('python3'), shutil.which('kubeline'))",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["/opt/kubeline/bin/python3", "/opt/kubeline/bin/kubeline"]
+
+
+def test_validate_accepts_generated_data_in_the_container(image: Image, market_data: Path) -> None:
+    done = image.run("kubeline", "validate", "/data", mounts=[(market_data, "/data")])
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_validate_rejects_broken_data_with_exit_3(
+    image: Image, market_data: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(market_data, broken)
+    victim = sorted(broken.glob("*.csv"))[0]
+    lines = victim.read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[4] = "-1"  # Close on line 4: a non-positive price
+    lines[3] = ",".join(fields)
+    victim.write_text("\n".join(lines) + "\n")
+    done = image.run(
+        "kubeline", "validate", "/data", mounts=[(readable_by_the_image_user(broken), "/data")]
+    )
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 3, output
+    assert f"{victim.name}, row 4" in output
+    assert "Traceback" not in output

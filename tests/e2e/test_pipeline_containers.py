@@ -1,0 +1,90 @@
+"""The compiled training pipeline with every step in the pipeline image (kfp.local DockerRunner).
+
+The containerized run must register the same model, by its metrics, as the subprocess run on the
+same data and seed; and a failing step must fail the run (a runner that reports a crashed
+container as success is the failure we fear most).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubeline.data.generate import generate, write_dataset
+
+pytestmark = pytest.mark.e2e
+
+KUBELINE = str(Path(sys.executable).parent / "kubeline")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(state: Path, image: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBELINE_", "MLFLOW_"))}
+    env.update(KUBELINE_STATE_DIR=str(state), KUBELINE_IMAGE=image, COLUMNS="200", NO_COLOR="1")
+    return subprocess.run(
+        [KUBELINE, "run", *args], env=env, capture_output=True, text=True, cwd=REPO, timeout=900
+    )
+
+
+def evaluation(state: Path) -> dict:
+    (found,) = state.glob("pipeline-root/*/evaluate/evaluation/evaluation.json")
+    return json.loads(found.read_text())
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("market") / "yahoo"
+    write_dataset(generate(tickers=6, years=3, seed=5), data, "yahoo")
+    return data
+
+
+def test_containers_register_the_same_model_as_subprocesses(
+    image,
+    market: Path,
+    tmp_path: Path,
+) -> None:
+    in_containers = run(
+        tmp_path / "docker", image.reference, "--data", str(market), "--runner", "docker"
+    )
+    assert in_containers.returncode == 0, in_containers.stdout + in_containers.stderr
+    assert "version 1 as champion" in in_containers.stdout
+    log = next((tmp_path / "docker" / "logs").glob("*.log")).read_text()
+    assert f"Found image '{image.reference}'" in log or image.reference in log
+
+    in_processes = run(tmp_path / "local", image.reference, "--data", str(market))
+    assert in_processes.returncode == 0, in_processes.stdout + in_processes.stderr
+
+    a, b = evaluation(tmp_path / "docker"), evaluation(tmp_path / "local")
+    assert a["candidate"] == b["candidate"] and a["params"] == b["params"]
+    for metric, value in b["metrics"].items():
+        assert a["metrics"][metric] == pytest.approx(value, rel=1e-9, nan_ok=True), metric
+
+
+def test_a_failing_step_fails_the_containerized_run(
+    image,
+    market: Path,
+    tmp_path: Path,
+) -> None:
+    broken = tmp_path / "broken"
+    write_dataset(generate(tickers=3, years=2, seed=6), broken, "yahoo")
+    victim = sorted(broken.glob("*.csv"))[0]
+    lines = victim.read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[4] = "-1"  # a negative Close
+    lines[3] = ",".join(cells)
+    victim.write_text("\n".join(lines) + "\n")
+
+    state = tmp_path / "state"
+    done = run(state, image.reference, "--data", str(broken), "--runner", "docker")
+    assert done.returncode != 0, done.stdout
+    assert "failed at step 'validate'" in " ".join((done.stdout + done.stderr).split())
+    assert f"{victim.name}, row 4" in done.stderr
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{state / 'mlflow.db'}"
+    assert not (state / "mlflow.db").exists() or MlflowClient(uri).search_registered_models() == []
