@@ -179,6 +179,42 @@ def _spec_for_image(image: str, state: Path, pipeline: str) -> Path:
     return folder / f"{pipeline}.yaml"
 
 
+def run_container(
+    client: Any, image: str, command: list[str], volumes: dict[str, Any], **run_args: Any
+) -> int:
+    """Run one task container and return its real exit code.
+
+    kfp.local 2.17 starts task containers with ``auto_remove=True`` and, when a container that
+    failed fast is already gone at ``wait()``, assumes exit code 0: a crashed step reported as
+    a success. Here the container is kept until its code is read, then removed.
+    """
+    print(f"Found image {image!r}\n")
+    container = client.containers.run(
+        image=image,
+        command=command,
+        detach=True,
+        stdout=True,
+        stderr=True,
+        volumes=volumes,
+        auto_remove=False,
+        **run_args,
+    )
+    try:
+        for line in container.logs(stream=True):
+            print(line.decode(), end="")
+        return int(container.wait()["StatusCode"])
+    finally:
+        container.remove(force=True)
+
+
+def _use_exact_exit_codes() -> None:
+    """Make kfp.local's DockerRunner launch containers with ``run_container`` (see there)."""
+    from kfp.local import docker_task_handler
+
+    # kfp looks the launcher up at call time; the image was checked before (no pulls here).
+    docker_task_handler.run_docker_container = run_container
+
+
 def _docker_runner(settings: Settings, state: Path, data: str) -> Any:
     """kfp.local's DockerRunner, locked down: read-only root, tmpfs /tmp, no capabilities.
 
@@ -287,7 +323,7 @@ def run_local(
     if kind == "docker":
         spec = _spec_for_image(settings.image, state, pipeline)
         local_runner: Any = _docker_runner(settings, state, arguments.get("data", ""))
-        # Tasks run as the invoking user, who must be able to write the outputs.
+        _use_exact_exit_codes()
     elif kind == "subprocess":
         spec = compiled_dir() / f"{pipeline}.yaml"
         if not spec.exists():

@@ -88,3 +88,15 @@ def test_a_failing_step_fails_the_containerized_run(
 
     uri = f"sqlite:///{state / 'mlflow.db'}"
     assert not (state / "mlflow.db").exists() or MlflowClient(uri).search_registered_models() == []
+
+
+def test_a_container_that_fails_at_once_is_reported_as_failed(image) -> None:
+    # kfp.local's own launcher returns 0 when such a container is already removed at wait().
+    import docker
+
+    from kubeline.runner import run_container
+
+    client = docker.from_env()
+    for _ in range(5):
+        code = run_container(client, image.reference, ["python3", "-c", "raise SystemExit(3)"], {})
+        assert code == 3
