@@ -26,6 +26,7 @@ def evaluate(
     config's gate). Out: holdout ``metrics``; an HTML ``report`` with plots and backtest; a Markdown
     ``summary``; ``evaluation``, a folder with evaluation.json, predictions and the PNG plots.
     """
+    from kubeline.lineage import of_run
     from kubeline.steps import evaluate as step
 
     result = step.run(
@@ -34,13 +35,13 @@ def evaluate(
         config=config,
         model_name=model_name,
         min_improvement=min_improvement,
-        lineage={
-            "pipeline_name": pipeline_name,
-            "pipeline_job_name": pipeline_job_name,
-            "pipeline_run_id": pipeline_run_id,
-            "git_revision": git_revision,
-            "data_hash": table.metadata.get("data_hash", ""),
-        },
+        lineage=of_run(
+            pipeline_name,
+            pipeline_job_name,
+            pipeline_run_id,
+            git_revision,
+            data_hash=table.metadata.get("data_hash", ""),
+        ),
         report=report.path,
         summary=summary.path,
         out=evaluation.path,

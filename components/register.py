@@ -29,6 +29,7 @@ def register(
     """
     from collections import namedtuple
 
+    from kubeline.lineage import of_run
     from kubeline.steps import register as step
 
     out = step.run(
@@ -40,12 +41,7 @@ def register(
         data=data,
         config=config,
         model_name=model_name,
-        lineage={
-            "pipeline_name": pipeline_name,
-            "pipeline_job_name": pipeline_job_name,
-            "pipeline_run_id": pipeline_run_id,
-            "git_revision": git_revision,
-        },
+        lineage=of_run(pipeline_name, pipeline_job_name, pipeline_run_id, git_revision),
     )
     fields = ["model_name", "model_version", "alias", "reason", "mlflow_run_id"]
     return namedtuple("Registration", fields)(*(out[f] for f in fields))

@@ -38,6 +38,23 @@ def git_revision(start: Path | None = None) -> str:
     return f"{rev}-dirty" if git("status", "--porcelain", "--untracked-files=no") else rev
 
 
+def of_run(
+    pipeline_name: str,
+    pipeline_job_name: str,
+    pipeline_run_id: str,
+    git_revision: str,
+    data_hash: str = "",
+) -> dict[str, str]:
+    """The lineage of one pipeline run, as components receive it from KFP's placeholders."""
+    return {
+        "pipeline_name": pipeline_name,
+        "pipeline_job_name": pipeline_job_name,
+        "pipeline_run_id": pipeline_run_id,
+        "git_revision": git_revision,
+        "data_hash": data_hash,
+    }
+
+
 def tags(lineage: dict[str, str]) -> dict[str, str]:
     """Lineage as MLflow tags (``kubeline.<key>``); empty values are left out."""
     return {f"kubeline.{k}": str(v) for k, v in lineage.items() if v not in (None, "")}

@@ -339,8 +339,9 @@ def run_local(
     )
     component = components.load_component_from_file(str(spec))
     with _exclusive(state):
-        result = _run_locked(component, arguments, settings, pipeline, root, log_path, on_event)
-        result.run_name = run_name
+        result = _run_locked(
+            component, arguments, settings, pipeline, run_name, root, log_path, on_event
+        )
         _prune(root, settings.keep_runs)
     return result
 
@@ -350,6 +351,7 @@ def _run_locked(
     arguments: dict[str, Any],
     settings: Settings,
     pipeline: str,
+    run_name: str,
     root: Path,
     log_path: Path,
     on_event: Callable[[StepEvent], None] | None,
@@ -379,7 +381,7 @@ def _run_locked(
             ) from exc
     new_dirs = sorted(set(root.iterdir()) - before)
     result = RunResult(
-        run_name="",
+        run_name=run_name,
         outputs=dict(task.outputs),
         log_path=log_path,
         outputs_dir=new_dirs[-1] if new_dirs else None,

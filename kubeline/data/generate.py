@@ -17,7 +17,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -324,9 +324,3 @@ def _swap_into_place(tmp: Path, final: Path) -> None:
     final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def end_date(start: date, years: float) -> date:
-    """The last trading day ``generate`` produces for ``start`` and ``years``."""
-    last = trading_days(start, years)[-1].astype("datetime64[D]").astype(np.int64)
-    return date(1970, 1, 1) + timedelta(days=int(last))

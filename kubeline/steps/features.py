@@ -19,8 +19,9 @@ def run(*, snapshot: str, config: str, out: str, data_hash: str = "") -> dict[st
 
     cfg = run_config(config)
     clean = pl.read_parquet(snapshot)
-    chosen = features.plan(cfg.features, clean.columns, cfg.target, cfg.horizon)
-    table = features.build(clean, features=cfg.features, target=cfg.target, horizon=cfg.horizon)
+    table, chosen = features.build_polars(
+        clean, features=cfg.features, target=cfg.target, horizon=cfg.horizon
+    )
     write_parquet(table, out)
     return {
         "rows": table.height,

@@ -11,33 +11,35 @@ from kubeline.steps.base import executor, run_config, write_parquet, write_text
 if TYPE_CHECKING:
     import polars as pl
 
+    from kubeline.data.validate import ValidationResult
     from kubeline.runconfig import RunConfig
 
 
 @dataclass
 class Checked:
-    """The outcome of validating one data set under one run config."""
+    """A validation result under one run config, with the clean snapshot's summary and hash."""
 
-    clean: pl.DataFrame
-    problems: list[Problem]
+    result: ValidationResult
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def clean(self) -> pl.DataFrame:
+        return self.result.clean
+
+    @property
+    def problems(self) -> list[Problem]:
+        return list(self.result.problems)
+
+    @property
     def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
+        return self.result.errors
 
     @property
     def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity != "error"]
+        return self.result.warnings
 
     def raise_for_errors(self) -> None:
-        if self.errors:
-            files = len({p.file for p in self.errors})
-            raise DataError(
-                f"validation failed: {len(self.errors)} problems in {files} files",
-                self.errors,
-                hint="fix the rows named above (or remove the files), then run again",
-            )
+        self.result.raise_for_errors()
 
 
 def select_tickers(frame: pl.DataFrame, config: RunConfig) -> pl.DataFrame:
@@ -75,10 +77,9 @@ def check_frame(raw: pl.DataFrame, config: RunConfig) -> Checked:
     from kubeline.data.validate import validate
 
     selected = select_tickers(raw, config)
-    result = validate(selected, min_rows=min_rows(config, selected.columns))
-    checked = Checked(result.clean, list(result.problems))
+    checked = Checked(validate(selected, min_rows=min_rows(config, selected.columns)))
     if not checked.errors:
-        checked.summary = {**summary(result.clean), "content_hash": content_hash(result.clean)}
+        checked.summary = {**summary(checked.clean), "content_hash": content_hash(checked.clean)}
     return checked
 
 
