@@ -14,9 +14,10 @@ import io
 import os
 import re
 import shutil
+import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -221,7 +222,8 @@ def _docker_runner(settings: Settings, state: Path, data: str) -> Any:
     Host networking lets tasks reach servers on 127.0.0.1; the state folder (and a local input
     folder, read-only) are mounted at the same paths, so outputs, the embedded MLflow store and
     the data resolve inside the container exactly as outside. Tasks run as the invoking user so
-    the files they leave belong to whoever ran kubeline.
+    the files they leave belong to whoever ran kubeline, unless ``container_user`` names another
+    (the image's own 10001, as on a cluster).
     """
     from docker.types import Mount
     from kfp import local
@@ -239,12 +241,44 @@ def _docker_runner(settings: Settings, state: Path, data: str) -> Any:
         network_mode="host",
         environment=env,
         mounts=mounts,
-        user=f"{os.getuid()}:{os.getgid()}",
+        user=settings.container_user or f"{os.getuid()}:{os.getgid()}",
         read_only=True,
         tmpfs={"/tmp": "rw,size=1g"},
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
     )
+
+
+def _share_with_container_user(user: str | None, state: Path, folders: Sequence[Path]) -> None:
+    """Let a container user other than the invoking one write what tasks write.
+
+    Tasks write their outputs under ``folders`` and the embedded registry in ``state``. The
+    state folder's owner and mode say whom it is shared with: the folders kubeline creates in
+    it follow, and a state folder that user cannot write is refused before any task starts
+    (otherwise the first step fails on a bare PermissionError).
+    """
+    if user is None or int(user.split(":")[0]) in (os.getuid(), 0):
+        return
+    uid = int(user.split(":")[0])
+    info = state.stat()
+    hint = (
+        f"give it the folder (`chown -R {uid} {state}`) or share it (`chmod -R o+rwX {state}`), "
+        "or unset KUBELINE_CONTAINER_USER to run the tasks as yourself"
+    )
+    try:
+        for folder in folders:
+            if info.st_mode & stat.S_IWOTH:
+                folder.chmod(stat.S_IMODE(info.st_mode))
+            elif info.st_uid == uid:
+                os.chown(folder, uid, -1)
+            else:
+                raise PipelineError(
+                    f"the container user {uid} cannot write the state folder {state}", hint=hint
+                )
+    except PermissionError as exc:
+        raise PipelineError(
+            f"cannot share {exc.filename} with the container user {uid}", hint=hint
+        ) from None
 
 
 @contextlib.contextmanager
@@ -321,6 +355,7 @@ def run_local(
     log_path = logs / f"{pipeline}-{run_name}.log"
 
     if kind == "docker":
+        _share_with_container_user(settings.container_user, state, (root, workspace))
         spec = _spec_for_image(settings.image, state, pipeline)
         local_runner: Any = _docker_runner(settings, state, arguments.get("data", ""))
         _use_exact_exit_codes()

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
         description="kfp.local runner for `kubeline run`: subprocess, or docker (tasks in the "
         "KUBELINE_IMAGE image, built by `kubeline images build`).",
     )
+    container_user: str | None = Field(
+        None,
+        pattern=r"^[0-9]+(:[0-9]+)?$",
+        description="uid[:gid] the docker runner's task containers run as; default: the invoking "
+        "user, so the state folder's files stay theirs. 10001:10001 runs them as the image's "
+        "own user, as a cluster does (the state folder must then be writable by it).",
+    )
     keep_runs: int = Field(
         10, ge=1, description="Local runs whose task outputs stay in the state folder."
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +77,17 @@ def image() -> Image:
         wheelhouse=Path(WHEELHOUSE) if WHEELHOUSE else None,
     )
     return Image(engine, built[0].reference)
+
+
+def _readable_by_the_image_user(folder: Path) -> Path:
+    """The container user is not the host's: let it read the mounted data, nothing more."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def readable() -> Callable[[Path], Path]:
+    """``readable(folder)``: make a folder to mount readable by the image's user; returns it."""
+    return _readable_by_the_image_user

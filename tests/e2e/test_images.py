@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from conftest import Image  # tests/e2e/conftest.py
 
 pytestmark = pytest.mark.e2e
@@ -20,16 +22,8 @@ pytestmark = pytest.mark.e2e
 UID = "10001"
 
 
-def readable_by_the_image_user(folder: Path) -> Path:
-    """The container user is not the host's: let it read the mounted data, nothing more."""
-    folder.chmod(0o755)
-    for path in folder.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return folder
-
-
 @pytest.fixture(scope="session")
-def market_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def market_data(tmp_path_factory: pytest.TempPathFactory, readable: Callable[[Path], Path]) -> Path:
     from typer.testing import CliRunner
 
     from kubeline.cli import app
@@ -39,7 +33,7 @@ def market_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         app, ["data", "generate", "--out", str(out), "--tickers", "3", "--years", "1"]
     )
     assert result.exit_code == 0, result.output
-    return readable_by_the_image_user(out)
+    return readable(out)
 
 
 def test_image_runs_as_uid_10001_on_a_read_only_root(image: Image) -> None:
@@ -50,6 +44,17 @@ def test_image_runs_as_uid_10001_on_a_read_only_root(image: Image) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [UID, "tmp-ok"]
+
+
+def test_image_is_under_one_gigabyte(image: Image) -> None:
+    done = subprocess.run(
+        [image.engine, "image", "inspect", "--format", "{{.Size}}", image.reference],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # The issue's target, in the engine's own (SI) unit: what `docker images` shows.
+    assert int(done.stdout) < 1_000_000_000
 
 
 def test_image_carries_its_revision_and_oci_labels(image: Image) -> None:
@@ -93,7 +98,7 @@ def test_validate_accepts_generated_data_in_the_container(image: Image, market_d
 
 
 def test_validate_rejects_broken_data_with_exit_3(
-    image: Image, market_data: Path, tmp_path: Path
+    image: Image, market_data: Path, tmp_path: Path, readable: Callable[[Path], Path]
 ) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(market_data, broken)
@@ -103,9 +108,7 @@ def test_validate_rejects_broken_data_with_exit_3(
     fields[4] = "-1"  # Close on line 4: a non-positive price
     lines[3] = ",".join(fields)
     victim.write_text("\n".join(lines) + "\n")
-    done = image.run(
-        "kubeline", "validate", "/data", mounts=[(readable_by_the_image_user(broken), "/data")]
-    )
+    done = image.run("kubeline", "validate", "/data", mounts=[(readable(broken), "/data")])
     output = " ".join((done.stdout + done.stderr).split())
     assert done.returncode == 3, output
     assert f"{victim.name}, row 4" in output

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,14 @@ from kubeline.data.generate import generate, write_dataset
 pytestmark = pytest.mark.e2e
 
 KUBELINE = str(Path(sys.executable).parent / "kubeline")
+UID = "10001"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(state: Path, image: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run(state: Path, image: str, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBELINE_", "MLFLOW_"))}
     env.update(KUBELINE_STATE_DIR=str(state), KUBELINE_IMAGE=image, COLUMNS="200", NO_COLOR="1")
+    env.update({f"KUBELINE_{name.upper()}": value for name, value in settings.items()})
     return subprocess.run(
         [KUBELINE, "run", *args], env=env, capture_output=True, text=True, cwd=REPO, timeout=900
     )
@@ -37,10 +40,10 @@ def evaluation(state: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def market(tmp_path_factory: pytest.TempPathFactory, readable: Callable[[Path], Path]) -> Path:
     data = tmp_path_factory.mktemp("market") / "yahoo"
     write_dataset(generate(tickers=6, years=3, seed=5), data, "yahoo")
-    return data
+    return readable(data)
 
 
 def test_containers_register_the_same_model_as_subprocesses(
@@ -48,19 +51,31 @@ def test_containers_register_the_same_model_as_subprocesses(
     market: Path,
     tmp_path: Path,
 ) -> None:
+    # Every step as a restricted pod runs it: the image's own user, read-only root, tmpfs /tmp.
+    # The state folder is shared with that user (it is not the host's).
+    state = tmp_path / "docker"
+    state.mkdir(mode=0o777)
+    state.chmod(0o777)  # mkdir's mode is masked by the umask
     in_containers = run(
-        tmp_path / "docker", image.reference, "--data", str(market), "--runner", "docker"
-    )
+        state, image.reference, "--data", str(market), "--runner", "docker",
+        container_user=f"{UID}:{UID}",
+    )  # fmt: skip
     assert in_containers.returncode == 0, in_containers.stdout + in_containers.stderr
     assert "version 1 as champion" in in_containers.stdout
-    log = next((tmp_path / "docker" / "logs").glob("*.log")).read_text()
+    log = next((state / "logs").glob("*.log")).read_text()
     # Printed by kubeline's container launcher once per task: every step ran in the image.
     assert log.count(f"Found image '{image.reference}'") == 6
+    # ... and as UID 10001: each step's outputs, and the registry the last one wrote, are its.
+    steps = {p.parent.name for p in state.glob("pipeline-root/*/*/executor_output.json")}
+    assert steps == {"ingest", "validate", "features", "train", "evaluate", "register"}
+    owners = {p.stat().st_uid for p in state.glob("pipeline-root/*/*/executor_output.json")}
+    assert owners == {int(UID)}
+    assert (state / "mlflow.db").stat().st_uid == int(UID)
 
     in_processes = run(tmp_path / "local", image.reference, "--data", str(market))
     assert in_processes.returncode == 0, in_processes.stdout + in_processes.stderr
 
-    a, b = evaluation(tmp_path / "docker"), evaluation(tmp_path / "local")
+    a, b = evaluation(state), evaluation(tmp_path / "local")
     assert a["candidate"] == b["candidate"] and a["params"] == b["params"]
     for metric, value in b["metrics"].items():
         assert a["metrics"][metric] == pytest.approx(value, rel=1e-9, nan_ok=True), metric

@@ -56,6 +56,20 @@ def test_unknown_yaml_key_is_a_config_error(
         get_settings.cache_clear()
 
 
+def test_container_user_must_be_a_numeric_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A name would be resolved inside the image, where the host's users do not exist.
+    monkeypatch.setenv("KUBELINE_CONTAINER_USER", "kubeline")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="container_user"):
+            get_settings()
+        monkeypatch.setenv("KUBELINE_CONTAINER_USER", "10001:10001")
+        get_settings.cache_clear()
+        assert get_settings().container_user == "10001:10001"
+    finally:
+        get_settings.cache_clear()
+
+
 def test_config_command_prints_json_with_masked_secret(tmp_path: Path) -> None:
     env = {"KUBELINE_S3_ACCESS_KEY_ID": "AKIA-not-shown", "PATH": "/usr/bin:/bin"}
     out = subprocess.run(
