@@ -266,13 +266,24 @@ def _print_outcome(result: Any) -> None:
     console.print(f"  run log: {result.log_path}")
     console.print(f"  MLflow run: {out.get('mlflow_run_id', '')}", highlight=False)
     if settings.tracking_uri.startswith("sqlite:"):
+        command = f"{Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri"
         console.print(
-            f"  MLflow UI: {Path(sys.executable).parent / 'mlflow'} ui "
-            f"--backend-store-uri {settings.tracking_uri}",
+            f"  MLflow UI: {command} {settings.tracking_uri}{_needs_the_ui_extra()}",
             highlight=False,
         )
     else:
         console.print(f"  MLflow: {settings.tracking_uri}")
+
+
+def _needs_the_ui_extra() -> str:
+    """The core has only the MLflow client; `mlflow ui` comes with the full mlflow."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version("mlflow")
+    except PackageNotFoundError:
+        return " (install it first: pip install 'kubeline[ui]')"
+    return ""
 
 
 @app.command()

@@ -104,6 +104,21 @@ class S3Server:
             "KUBELINE_S3_SECRET_ACCESS_KEY": self.secret_key,
         }
 
+    def upload(self, folder: Path, prefix: str) -> str:
+        """Put every file under ``folder`` at ``prefix``; return the ``s3://`` URI of the copy."""
+        s3 = self.client()
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            s3.upload_file(str(path), self.bucket, f"{prefix}/{path.relative_to(folder)}")
+        return f"s3://{self.bucket}/{prefix}"
+
+    def keys(self, prefix: str) -> list[str]:
+        pages = (
+            self.client()
+            .get_paginator("list_objects_v2")
+            .paginate(Bucket=self.bucket, Prefix=prefix)
+        )
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
     def client(self):
         import boto3
         from botocore.config import Config

@@ -34,6 +34,14 @@ def run(state: Path, image: str, *args: str, **settings: str) -> subprocess.Comp
     )
 
 
+def shared_with_the_image_user(state: Path) -> Path:
+    """A state folder the image's user (not the host's) may write, as KUBELINE_CONTAINER_USER
+    requires."""
+    state.mkdir()
+    state.chmod(0o777)  # not mkdir's mode: the umask would mask it
+    return state
+
+
 def evaluation(state: Path) -> dict:
     (found,) = state.glob("pipeline-root/*/evaluate/evaluation/evaluation.json")
     return json.loads(found.read_text())
@@ -53,9 +61,7 @@ def test_containers_register_the_same_model_as_subprocesses(
 ) -> None:
     # Every step as a restricted pod runs it: the image's own user, read-only root, tmpfs /tmp.
     # The state folder is shared with that user (it is not the host's).
-    state = tmp_path / "docker"
-    state.mkdir(mode=0o777)
-    state.chmod(0o777)  # mkdir's mode is masked by the umask
+    state = shared_with_the_image_user(tmp_path / "docker")
     in_containers = run(
         state, image.reference, "--data", str(market), "--runner", "docker",
         container_user=f"{UID}:{UID}",
@@ -79,6 +85,37 @@ def test_containers_register_the_same_model_as_subprocesses(
     assert a["candidate"] == b["candidate"] and a["params"] == b["params"]
     for metric, value in b["metrics"].items():
         assert a["metrics"][metric] == pytest.approx(value, rel=1e-9, nan_ok=True), metric
+
+
+def test_containers_train_against_an_mlflow_server_and_an_s3_server(
+    image, tmp_path: Path, s3_server, mlflow_server
+) -> None:
+    # As on a cluster: input in a bucket, every step in the image as UID 10001, the registry
+    # and the artifacts on servers the containers reach over the network (here: host network).
+    local = tmp_path / "kaggle"
+    write_dataset(generate(tickers=5, years=3, seed=3), local, "kaggle")
+    data = s3_server.upload(local, "e2e/market")
+    state = shared_with_the_image_user(tmp_path / "state")
+    s3_settings = {k.removeprefix("KUBELINE_").lower(): v for k, v in s3_server.env().items()}
+    done = run(
+        state, image.reference, "--data", data, "--runner", "docker",
+        container_user=f"{UID}:{UID}", mlflow_tracking_uri=mlflow_server.tracking_uri,
+        model_name="kubeline-e2e", **s3_settings,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "registered kubeline-e2e version 1 as champion" in done.stdout
+    log = next((state / "logs").glob("*.log")).read_text()
+    assert log.count(f"Found image '{image.reference}'") == 6
+    assert not (state / "mlflow.db").exists()  # nothing went to the embedded store
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server.tracking_uri, mlflow_server.tracking_uri)
+    version = client.get_model_version_by_alias("kubeline-e2e", "champion")
+    assert client.get_run(version.run_id).data.metrics["holdout_rmse"] > 0
+    keys = s3_server.keys("mlflow/")
+    assert any(version.run_id in k and k.endswith(".html") for k in keys), keys[:20]
+    assert any(k.endswith("model.skops") for k in keys), keys[:20]
 
 
 def test_a_failing_step_fails_the_containerized_run(

@@ -23,10 +23,7 @@ def test_pipeline_reads_s3_and_logs_to_tracking_server(
     # Raw data lives in the bucket, in the Kaggle layout.
     local = tmp_path / "kaggle"
     write_dataset(generate(tickers=5, years=3, seed=3), local, "kaggle")
-    s3 = s3_server.client()
-    for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        s3.upload_file(str(path), s3_server.bucket, f"raw/market/{path.relative_to(local)}")
-    data = f"s3://{s3_server.bucket}/raw/market"
+    data = s3_server.upload(local, "raw/market")
 
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("KUBELINE_", "MLFLOW_", "AWS_"))
@@ -64,13 +61,7 @@ def test_pipeline_reads_s3_and_logs_to_tracking_server(
     assert "raw/market" in source
 
     # The model, the report and the plots landed in the S3 bucket behind the server.
-    keys = [
-        o["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=s3_server.bucket, Prefix="mlflow/"
-        )
-        for o in page.get("Contents", [])
-    ]
+    keys = s3_server.keys("mlflow/")
     assert any(k.endswith("model.skops") for k in keys), keys[:20]
     assert any(k.endswith(".html") for k in keys)
     assert any(k.endswith(".png") for k in keys)

@@ -61,3 +61,42 @@ def test_build_tool_requirements_are_cut_from_the_dev_lock_with_hashes() -> None
     lines = [line for line in text.splitlines() if "==" in line]
     assert [line.split("==")[0] for line in lines] == ["setuptools", "wheel"]
     assert "--hash=sha256:" in text and "# via" not in text
+
+
+REQUIREMENTS = Path(__file__).parents[2] / "requirements"
+
+
+def _pins(lock: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """name -> (version, hashes) of a `uv pip compile --generate-hashes` lock."""
+    pins: dict[str, tuple[str, frozenset[str]]] = {}
+    name = ""
+    for line in lock.read_text().splitlines():
+        if "==" in line and not line.startswith(" "):
+            name, version = line.split(" ")[0].split("==")
+            pins[name] = (version, frozenset())
+        elif "--hash=" in line and name:
+            version, hashes = pins[name]
+            pins[name] = (version, hashes | {line.split("--hash=")[1].strip(" \\")})
+    return pins
+
+
+def test_the_pipeline_lock_is_the_core_at_the_dev_locks_versions_and_hashes() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pipeline, dev = _pins(REQUIREMENTS / "pipeline.txt"), _pins(REQUIREMENTS / "dev.txt")
+    assert pipeline and all(hashes for _, hashes in pipeline.values())
+    for name, (version, hashes) in pipeline.items():
+        assert dev[name][0] == version, name
+        assert hashes <= dev[name][1], name
+    project = tomllib.loads((REQUIREMENTS.parent / "pyproject.toml").read_text())["project"]
+    core = {Requirement(spec).name.lower() for spec in project["dependencies"]}
+    assert core <= set(pipeline), "re-lock with `make lock`"
+
+
+def test_the_pipeline_lock_holds_the_mlflow_client_not_the_server_nor_other_roles() -> None:
+    pipeline = _pins(REQUIREMENTS / "pipeline.txt")
+    assert "mlflow-skinny" in pipeline
+    for other_role in ("mlflow", "flask", "gunicorn", "bentoml", "evidently", "pytest"):
+        assert other_role not in pipeline, other_role
