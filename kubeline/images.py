@@ -107,18 +107,37 @@ def source_root() -> Path:
     return root
 
 
+@dataclass(frozen=True)
+class Pin:
+    """One entry of a hash-pinned lock: ``name==version`` and its allowed hashes."""
+
+    version: str
+    hashes: tuple[str, ...]
+
+    def requirement(self, name: str) -> str:
+        return " \\\n".join([f"{name}=={self.version}", *(f"    --hash={h}" for h in self.hashes)])
+
+
+def lock_pins(lock: Path) -> dict[str, Pin]:
+    """The entries of a ``uv pip compile --generate-hashes`` lock, by (normalized) name."""
+    pins: dict[str, Pin] = {}
+    for match in re.finditer(r"^(\S+)==(\S+)((?: \\\n\s+--hash=\S+)*)", lock.read_text(), re.M):
+        name, version, hashes = match.groups()
+        pins[name.lower()] = Pin(version, tuple(re.findall(r"--hash=(\S+)", hashes)))
+    return pins
+
+
 def build_tool_requirements(dev_lock: Path) -> str:
     """The hash-pinned entries of the build tools, cut from the dev lock."""
-    text = dev_lock.read_text()
+    pins = lock_pins(dev_lock)
     blocks = []
     for name in BUILD_TOOLS:
-        match = re.search(rf"^{name}==\S+(?: \\\n\s+--hash=\S+)+", text, re.MULTILINE)
-        if match is None:
+        if name not in pins or not pins[name].hashes:
             raise PipelineError(
                 f"{dev_lock} pins no {name}: the image cannot build the lock's sdists offline",
                 hint="re-lock with `make lock`",
             )
-        blocks.append(match.group(0))
+        blocks.append(pins[name].requirement(name))
     return "\n".join(blocks) + "\n"
 
 

@@ -14,14 +14,14 @@ import io
 import os
 import re
 import shutil
-import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from kubeline import state_access
 from kubeline.errors import PipelineError
 from kubeline.lineage import git_revision
 from kubeline.settings import Settings
@@ -249,38 +249,6 @@ def _docker_runner(settings: Settings, state: Path, data: str) -> Any:
     )
 
 
-def _share_with_container_user(user: str | None, state: Path, folders: Sequence[Path]) -> None:
-    """Let a container user other than the invoking one write what tasks write.
-
-    Tasks write their outputs under ``folders`` and the embedded registry in ``state``. The
-    state folder's owner and mode say whom it is shared with: the folders kubeline creates in
-    it follow, and a state folder that user cannot write is refused before any task starts
-    (otherwise the first step fails on a bare PermissionError).
-    """
-    if user is None or int(user.split(":")[0]) in (os.getuid(), 0):
-        return
-    uid = int(user.split(":")[0])
-    info = state.stat()
-    hint = (
-        f"give it the folder (`chown -R {uid} {state}`) or share it (`chmod -R o+rwX {state}`), "
-        "or unset KUBELINE_CONTAINER_USER to run the tasks as yourself"
-    )
-    try:
-        for folder in folders:
-            if info.st_mode & stat.S_IWOTH:
-                folder.chmod(stat.S_IMODE(info.st_mode))
-            elif info.st_uid == uid:
-                os.chown(folder, uid, -1)
-            else:
-                raise PipelineError(
-                    f"the container user {uid} cannot write the state folder {state}", hint=hint
-                )
-    except PermissionError as exc:
-        raise PipelineError(
-            f"cannot share {exc.filename} with the container user {uid}", hint=hint
-        ) from None
-
-
 @contextlib.contextmanager
 def _exclusive(state: Path) -> Iterator[None]:
     """Hold the state folder's lock for a run: two runs would mix their outputs and registry."""
@@ -349,13 +317,18 @@ def run_local(
     root = state / "pipeline-root"
     workspace = state / "workspace"
     logs = state / "logs"
-    for folder in (root, workspace, logs):
-        folder.mkdir(parents=True, exist_ok=True)
+    store = state / "mlflow.db", state / "mlartifacts", *state.glob("mlartifacts/*")
+    state_access.prepare(
+        state,
+        (root, workspace),
+        store if settings.mlflow_tracking_uri is None else (),
+        state_access.TaskUser.of_run(kind, settings.container_user),
+    )
+    logs.mkdir(exist_ok=True)  # written by kubeline itself, not by the tasks
     run_name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     log_path = logs / f"{pipeline}-{run_name}.log"
 
     if kind == "docker":
-        _share_with_container_user(settings.container_user, state, (root, workspace))
         spec = _spec_for_image(settings.image, state, pipeline)
         local_runner: Any = _docker_runner(settings, state, arguments.get("data", ""))
         _use_exact_exit_codes()

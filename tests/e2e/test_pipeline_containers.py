@@ -25,10 +25,12 @@ UID = "10001"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run(state: Path, image: str, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+def run(
+    state: Path, image: str, *args: str, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KUBELINE_", "MLFLOW_"))}
     env.update(KUBELINE_STATE_DIR=str(state), KUBELINE_IMAGE=image, COLUMNS="200", NO_COLOR="1")
-    env.update({f"KUBELINE_{name.upper()}": value for name, value in settings.items()})
+    env.update(settings or {})
     return subprocess.run(
         [KUBELINE, "run", *args], env=env, capture_output=True, text=True, cwd=REPO, timeout=900
     )
@@ -64,7 +66,7 @@ def test_containers_register_the_same_model_as_subprocesses(
     state = shared_with_the_image_user(tmp_path / "docker")
     in_containers = run(
         state, image.reference, "--data", str(market), "--runner", "docker",
-        container_user=f"{UID}:{UID}",
+        settings={"KUBELINE_CONTAINER_USER": f"{UID}:{UID}"},
     )  # fmt: skip
     assert in_containers.returncode == 0, in_containers.stdout + in_containers.stderr
     assert "version 1 as champion" in in_containers.stdout
@@ -96,12 +98,13 @@ def test_containers_train_against_an_mlflow_server_and_an_s3_server(
     write_dataset(generate(tickers=5, years=3, seed=3), local, "kaggle")
     data = s3_server.upload(local, "e2e/market")
     state = shared_with_the_image_user(tmp_path / "state")
-    s3_settings = {k.removeprefix("KUBELINE_").lower(): v for k, v in s3_server.env().items()}
-    done = run(
-        state, image.reference, "--data", data, "--runner", "docker",
-        container_user=f"{UID}:{UID}", mlflow_tracking_uri=mlflow_server.tracking_uri,
-        model_name="kubeline-e2e", **s3_settings,
-    )  # fmt: skip
+    settings = {
+        **s3_server.env(),
+        "KUBELINE_CONTAINER_USER": f"{UID}:{UID}",
+        "KUBELINE_MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
+        "KUBELINE_MODEL_NAME": "kubeline-e2e",
+    }
+    done = run(state, image.reference, "--data", data, "--runner", "docker", settings=settings)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "registered kubeline-e2e version 1 as champion" in done.stdout
     log = next((state / "logs").glob("*.log")).read_text()

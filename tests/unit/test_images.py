@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from kubeline.errors import ConfigError, KubelineError, PipelineError
-from kubeline.images import build_images, build_tool_requirements, default_tag, find_engine
+from kubeline.images import (
+    build_images,
+    build_tool_requirements,
+    default_tag,
+    find_engine,
+    lock_pins,
+)
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 
@@ -66,37 +72,24 @@ def test_build_tool_requirements_are_cut_from_the_dev_lock_with_hashes() -> None
 REQUIREMENTS = Path(__file__).parents[2] / "requirements"
 
 
-def _pins(lock: Path) -> dict[str, tuple[str, frozenset[str]]]:
-    """name -> (version, hashes) of a `uv pip compile --generate-hashes` lock."""
-    pins: dict[str, tuple[str, frozenset[str]]] = {}
-    name = ""
-    for line in lock.read_text().splitlines():
-        if "==" in line and not line.startswith(" "):
-            name, version = line.split(" ")[0].split("==")
-            pins[name] = (version, frozenset())
-        elif "--hash=" in line and name:
-            version, hashes = pins[name]
-            pins[name] = (version, hashes | {line.split("--hash=")[1].strip(" \\")})
-    return pins
-
-
 def test_the_pipeline_lock_is_the_core_at_the_dev_locks_versions_and_hashes() -> None:
     import tomllib
 
     from packaging.requirements import Requirement
 
-    pipeline, dev = _pins(REQUIREMENTS / "pipeline.txt"), _pins(REQUIREMENTS / "dev.txt")
-    assert pipeline and all(hashes for _, hashes in pipeline.values())
-    for name, (version, hashes) in pipeline.items():
-        assert dev[name][0] == version, name
-        assert hashes <= dev[name][1], name
+    pipeline = lock_pins(REQUIREMENTS / "pipeline.txt")
+    dev = lock_pins(REQUIREMENTS / "dev.txt")
+    assert len(pipeline) > 50 and all(pin.hashes for pin in pipeline.values())
+    for name, pin in pipeline.items():
+        assert dev[name].version == pin.version, name
+        assert set(pin.hashes) <= set(dev[name].hashes), name
     project = tomllib.loads((REQUIREMENTS.parent / "pyproject.toml").read_text())["project"]
     core = {Requirement(spec).name.lower() for spec in project["dependencies"]}
     assert core <= set(pipeline), "re-lock with `make lock`"
 
 
 def test_the_pipeline_lock_holds_the_mlflow_client_not_the_server_nor_other_roles() -> None:
-    pipeline = _pins(REQUIREMENTS / "pipeline.txt")
+    pipeline = lock_pins(REQUIREMENTS / "pipeline.txt")
     assert "mlflow-skinny" in pipeline
     for other_role in ("mlflow", "flask", "gunicorn", "bentoml", "evidently", "pytest"):
         assert other_role not in pipeline, other_role

@@ -6,14 +6,7 @@ from pathlib import Path
 import pytest
 
 from kubeline.errors import PipelineError
-from kubeline.runner import (
-    StepEvent,
-    _exclusive,
-    _failure_reason,
-    _prune,
-    _share_with_container_user,
-    _StepTee,
-)
+from kubeline.runner import StepEvent, _exclusive, _failure_reason, _prune, _StepTee
 
 
 def test_step_tee_turns_kfp_lines_into_events_and_logs_plain_text() -> None:
@@ -58,38 +51,3 @@ def test_prune_keeps_the_newest_runs(tmp_path: Path) -> None:
         os.utime(run, (time.time() - 100 + i, time.time() - 100 + i))
     _prune(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run-3", "run-4"]
-
-
-def _folders(tmp_path: Path, mode: int) -> tuple[Path, list[Path]]:
-    state = tmp_path / "state"
-    state.mkdir()
-    state.chmod(mode)
-    folders = [state / "pipeline-root", state / "workspace"]
-    for folder in folders:
-        folder.mkdir(mode=0o700)
-    return state, folders
-
-
-def test_a_state_folder_shared_with_everyone_is_shared_with_the_container_user(
-    tmp_path: Path,
-) -> None:
-    state, folders = _folders(tmp_path, 0o777)
-    _share_with_container_user("10001:10001", state, folders)
-    assert {f.stat().st_mode & 0o777 for f in folders} == {0o777}
-
-
-def test_a_state_folder_the_container_user_cannot_write_is_refused_before_any_task(
-    tmp_path: Path,
-) -> None:
-    state, folders = _folders(tmp_path, 0o755)
-    with pytest.raises(PipelineError, match="container user 10001 cannot write") as caught:
-        _share_with_container_user("10001", state, folders)
-    assert "chmod -R o+rwX" in str(caught.value)
-    assert {f.stat().st_mode & 0o777 for f in folders} == {0o700}
-
-
-def test_running_as_yourself_changes_nothing(tmp_path: Path) -> None:
-    state, folders = _folders(tmp_path, 0o700)
-    for user in (None, str(os.getuid()), f"{os.getuid()}:{os.getgid()}"):
-        _share_with_container_user(user, state, folders)
-    assert {f.stat().st_mode & 0o777 for f in folders} == {0o700}
