@@ -214,33 +214,40 @@ def _run_pipeline(
             table.add_row(f"[bold]{step}[/]", state)
         return table
 
+    # The table starts with the first step: a run refused before any step (server unreachable,
+    # state folder not writable, no data) prints its error alone, not under six "waiting" lines.
+    live: Live | None = None
+
+    def on_event(event: StepEvent) -> None:
+        nonlocal live
+        if event.status == "running":
+            states[event.step] = "[cyan]running[/]"
+        elif event.status == "SUCCESS":
+            states[event.step] = f"[green]done[/] in {event.seconds:.1f} s"
+        else:
+            states[event.step] = f"[red]{event.status.lower()}[/] after {event.seconds:.1f} s"
+        if live is None:
+            live = Live(render(), console=console, refresh_per_second=8, transient=False)
+            live.start()
+        else:
+            live.update(render())
+
     try:
-        with Live(render(), console=console, refresh_per_second=8, transient=False) as live:
-
-            def on_event(event: StepEvent) -> None:
-                if event.status == "running":
-                    states[event.step] = "[cyan]running[/]"
-                elif event.status == "SUCCESS":
-                    states[event.step] = f"[green]done[/] in {event.seconds:.1f} s"
-                else:
-                    states[event.step] = (
-                        f"[red]{event.status.lower()}[/] after {event.seconds:.1f} s"
-                    )
-                live.update(render())
-
-            return run_training(
-                settings,
-                data=data,
-                config_text=config_text,
-                model_name=model_name,
-                min_improvement=min_improvement,
-                runner=runner,
-                on_event=on_event,
-            )
+        return run_training(
+            settings,
+            data=data,
+            config_text=config_text,
+            model_name=model_name,
+            min_improvement=min_improvement,
+            runner=runner,
+            on_event=on_event,
+        )
     finally:
-        # The live table leaves the cursor at the end of its last line; what follows
-        # (the outcome, or an error) starts on a fresh one.
-        console.print()
+        if live is not None:
+            live.stop()
+            # The live table leaves the cursor at the end of its last line; what follows
+            # (the outcome, or an error) starts on a fresh one.
+            console.print()
 
 
 def _print_outcome(result: Any) -> None:

@@ -378,6 +378,8 @@ def _run_locked(
             ):
                 # The component image is a kubeline image, not a "python" one: kfp warns, needlessly.
                 warnings.simplefilter("ignore", RuntimeWarning)
+                # CPU and memory requests are for the cluster; kfp.local says it ignores them.
+                warnings.filterwarnings("ignore", "Task .* have no effect in the current local")
                 task = component(**{k: v for k, v in arguments.items() if v is not None})
         except RuntimeError as exc:
             failed = [e.step for e in tee.events if e.status != "SUCCESS"]
