@@ -216,6 +216,9 @@ def _run_pipeline(
 
     # The table starts with the first step: a run refused before any step (server unreachable,
     # state folder not writable, no data) prints its error alone, not under six "waiting" lines.
+    # Its console holds today's stdout: by the first step, sys.stdout is the run log's tee, and
+    # a console looking it up then would see no terminal and draw into the log.
+    screen = Console(file=sys.stdout)
     live: Live | None = None
 
     def on_event(event: StepEvent) -> None:
@@ -227,7 +230,16 @@ def _run_pipeline(
         else:
             states[event.step] = f"[red]{event.status.lower()}[/] after {event.seconds:.1f} s"
         if live is None:
-            live = Live(render(), console=console, refresh_per_second=8, transient=False)
+            # Not redirect_stdout: kfp's output must keep going to the tee (the log and the
+            # step events), not be printed above the table.
+            live = Live(
+                render(),
+                console=screen,
+                refresh_per_second=8,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
             live.start()
         else:
             live.update(render())
@@ -247,7 +259,7 @@ def _run_pipeline(
             live.stop()
             # The live table leaves the cursor at the end of its last line; what follows
             # (the outcome, or an error) starts on a fresh one.
-            console.print()
+            screen.print()
 
 
 def _print_outcome(result: Any) -> None:

@@ -317,11 +317,11 @@ def run_local(
     root = state / "pipeline-root"
     workspace = state / "workspace"
     logs = state / "logs"
-    store = state / "mlflow.db", state / "mlartifacts", *state.glob("mlartifacts/*")
+    db, artifacts = settings.embedded_store
     state_access.prepare(
         state,
         (root, workspace),
-        store if settings.mlflow_tracking_uri is None else (),
+        (db, artifacts, *artifacts.glob("*")) if settings.mlflow_tracking_uri is None else (),
         state_access.TaskUser.of_run(kind, settings.container_user),
     )
     logs.mkdir(exist_ok=True)  # written by kubeline itself, not by the tasks

@@ -103,8 +103,13 @@ class Settings(BaseSettings):
         return self.state_dir.expanduser().resolve()
 
     @property
+    def embedded_store(self) -> tuple[Path, Path]:
+        """The embedded MLflow store in the state folder: its database and artifact folder."""
+        return self.state_path / "mlflow.db", self.state_path / "mlartifacts"
+
+    @property
     def tracking_uri(self) -> str:
-        return self.mlflow_tracking_uri or f"sqlite:///{self.state_path / 'mlflow.db'}"
+        return self.mlflow_tracking_uri or f"sqlite:///{self.embedded_store[0]}"
 
     @property
     def artifact_location(self) -> str | None:
@@ -113,7 +118,7 @@ class Settings(BaseSettings):
             return self.mlflow_artifact_location
         if self.mlflow_tracking_uri and self.mlflow_tracking_uri.startswith("http"):
             return None
-        return (self.state_path / "mlartifacts").as_uri()
+        return self.embedded_store[1].as_uri()
 
     def masked(self) -> dict[str, Any]:
         """Effective settings as plain JSON-able values, secrets replaced by asterisks."""

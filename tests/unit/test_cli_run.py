@@ -28,3 +28,34 @@ def test_a_run_refused_before_any_step_prints_only_the_error(
     assert "cannot write the state folder" in result.output
     assert "waiting" not in result.output
     assert not (state / "pipeline-root").exists()
+
+
+def test_step_progress_reaches_the_terminal_not_the_run_log(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # While a run goes on, sys.stdout is the run log's tee (kfp.local prints there): the table
+    # must draw on the screen, not into the log, and kfp's lines must stay in the log (the
+    # step events are read from them), not be printed above the table.
+    import contextlib
+    import io
+
+    from kubeline import cli, runner
+    from kubeline.runner import StepEvent
+
+    log = io.StringIO()
+
+    def fake_run_training(settings: object, **kwargs: object) -> str:
+        on_event = kwargs["on_event"]
+        assert callable(on_event)
+        with contextlib.redirect_stdout(log):
+            on_event(StepEvent("ingest", "running"))
+            on_event(StepEvent("ingest", "SUCCESS", 0.5))
+            print("Executing task 'validate'")
+        return "result"
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws live frames as on a terminal
+    monkeypatch.setattr(runner, "run_training", fake_run_training)
+    assert cli._run_pipeline("data", "", "", None) == "result"
+    assert log.getvalue() == "Executing task 'validate'\n"
+    screen = capsys.readouterr().out
+    assert "ingest" in screen and "Executing" not in screen
