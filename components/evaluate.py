@@ -21,14 +21,34 @@ def evaluate(
     """Score the model on the holdout against naive baselines and the current champion.
 
     Like TFX's Evaluator, this step decides the blessing: the gate verdict that the register
-    step obeys. In: the trained ``model``, the feature ``table``, the run ``config``, the
-    registered ``model_name`` ("" = the configured one), ``min_improvement`` (negative = the
-    config's gate). Out: holdout ``metrics``; an HTML ``report`` with plots and backtest; a Markdown
-    ``summary``; ``evaluation``, a folder with evaluation.json, predictions and the PNG plots.
+    step obeys.
+
+    Args:
+        model: The trained model from train.
+        table: The feature table the model was trained on (its holdout rows are scored).
+        config: The run config as YAML text, not a path ("" = the defaults): target, split,
+            gate.
+        model_name: Registered model whose champion the model is compared with; "" = the
+            config's, else the KUBELINE_MODEL_NAME setting.
+        pipeline_name: The pipeline's name, recorded as lineage.
+        pipeline_job_name: The KFP run's name, recorded as lineage.
+        pipeline_run_id: The KFP run's id, recorded as lineage.
+        git_revision: Source revision recorded as lineage; "" = the image's or checkout's.
+        min_improvement: Margin the model must beat the baseline and champion by; negative =
+            the config's gate.
+
+    Returns:
+        metrics: Holdout metrics of the model and of every naive baseline.
+        report: An HTML report with plots and the backtest.
+        summary: The verdict in Markdown.
+        evaluation: A folder with evaluation.json (the verdict), predictions and plots.
     """
+    from kubeline.components.pod import require_cluster_settings
+
     from kubeline.lineage import of_run
     from kubeline.steps import evaluate as step
 
+    require_cluster_settings()
     result = step.run(
         model=model.path,
         table=table.path,

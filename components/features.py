@@ -6,11 +6,19 @@ from kubeline.components.image import kubeline_component
 def features(snapshot: Input[Dataset], config: str, table: Output[Dataset]):
     """Compute leakage-free features and the target for every ticker in one vectorized pass.
 
-    In: ``snapshot``, the clean frame; ``config``, the YAML run config (target, features, tickers).
-    Out: ``table``, Parquet with ticker, date, features, naive-baseline columns and the target.
+    Args:
+        snapshot: The clean frame from validate.
+        config: The run config as YAML text, not a path ("" = the defaults): target, features,
+            tickers.
+
+    Returns:
+        table: Parquet with ticker, date, features, naive-baseline columns and the target.
     """
+    from kubeline.components.pod import require_cluster_settings
+
     from kubeline.steps import features as step
 
+    require_cluster_settings()
     table.metadata.update(
         step.run(
             snapshot=snapshot.path,

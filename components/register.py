@@ -26,12 +26,37 @@ def register(
     loaded back from the registry with the server's loading code, predicts on its input example
     (an infra check, as TFX's InfraValidator); otherwise it is ``challenger``, with the reason.
     Every run and version carries the lineage: pipeline name and run id, git revision, data hash.
+
+    Args:
+        model: The trained model from train.
+        evaluation: The verdict folder from evaluate.
+        report: The HTML report from evaluate, logged with the run.
+        snapshot: The clean data snapshot from validate (its content hash is lineage).
+        data: Where the raw data came from, recorded with the run.
+        config: The run config as YAML text, not a path ("" = the defaults), logged with the
+            run.
+        model_name: Registered model name; "" = the config's, else the KUBELINE_MODEL_NAME
+            setting.
+        pipeline_name: The pipeline's name, recorded as lineage.
+        pipeline_job_name: The KFP run's name, recorded as lineage.
+        pipeline_run_id: The KFP run's id, recorded as lineage.
+        git_revision: Source revision recorded as lineage; "" = the image's or checkout's.
+
+    Returns:
+        model_name: The registered model's name.
+        model_version: The new model version.
+        alias: ``champion`` if the version was promoted, else ``challenger``.
+        reason: Why the version got its alias (the gate's verdict, or the infra check's).
+        mlflow_run_id: The MLflow run holding the version's metrics, report and lineage.
     """
     from collections import namedtuple
+
+    from kubeline.components.pod import require_cluster_settings
 
     from kubeline.lineage import of_run
     from kubeline.steps import register as step
 
+    require_cluster_settings()
     out = step.run(
         model=model.path,
         evaluation=evaluation.path,

@@ -6,12 +6,21 @@ from kubeline.components.image import kubeline_component
 def train(table: Input[Dataset], config: str, model: Output[Model], cv_metrics: Output[Metrics]):
     """Tune every candidate on walk-forward folds of the training window and fit the best.
 
-    In: ``table``, the features; ``config``, the YAML run config (split, candidates, grids).
-    Out: ``model``, the fitted scikit-learn pipeline (skops) with its feature list and holdout
-    boundary; ``cv_metrics``, each candidate's cross-validated score.
+    Args:
+        table: The feature table from features.
+        config: The run config as YAML text, not a path ("" = the defaults): split,
+            candidates, grids.
+
+    Returns:
+        model: The fitted scikit-learn pipeline (skops) with its feature list and holdout
+            boundary.
+        cv_metrics: Each candidate's cross-validated score.
     """
+    from kubeline.components.pod import require_cluster_settings
+
     from kubeline.steps import train as step
 
+    require_cluster_settings()
     result = step.run(table=table.path, config=config, out=model.path)
     model.metadata.update(result["metadata"])
     for name, value in result["metrics"].items():

@@ -280,18 +280,21 @@ def _print_outcome(result: Any) -> None:
     evaluation = result.artifact("evaluate", "evaluation")
     if evaluation is not None:
         console.print(f"  {read_headline(evaluation)}", highlight=False)
+    # Paths and the command stay whole lines (soft_wrap): in a non-terminal rich would break them
+    # at 80 columns, and a command cut in two cannot be pasted.
     if result.report_path is not None:
-        console.print(f"  report: {result.report_path}")
-    console.print(f"  run log: {result.log_path}")
+        console.print(f"  report: {result.report_path}", soft_wrap=True)
+    console.print(f"  run log: {result.log_path}", soft_wrap=True)
     console.print(f"  MLflow run: {out.get('mlflow_run_id', '')}", highlight=False)
     if settings.tracking_uri.startswith("sqlite:"):
         command = f"{Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri"
         console.print(
             f"  MLflow UI: {command} {settings.tracking_uri}{_needs_the_ui_extra()}",
             highlight=False,
+            soft_wrap=True,
         )
     else:
-        console.print(f"  MLflow: {settings.tracking_uri}")
+        console.print(f"  MLflow: {settings.tracking_uri}", soft_wrap=True)
 
 
 def _needs_the_ui_extra() -> str:
@@ -323,11 +326,11 @@ def run(
     ] = None,
 ) -> None:
     """Run the compiled training pipeline on this machine with kfp.local."""
-    from kubeline.runner import demo_data
+    from kubeline.data.demo import demo_data
 
     config_text = _config_text(config)
     if data is None:
-        folder, made = demo_data(_settings())
+        folder, made = demo_data(_settings().state_path)
         if made:
             console.print(f"generated the demo data set in {folder}")
         data = str(folder)
@@ -339,10 +342,9 @@ def run(
 @handles_errors
 def demo() -> None:
     """Generate the demo data (20 tickers x 5 years), run the pipeline, show the champion."""
-    from kubeline.runner import demo_data
+    from kubeline.data.demo import demo_data
 
-    settings = _settings()
-    folder, made = demo_data(settings)
+    folder, made = demo_data(_settings().state_path)
     console.print(f"{'generated' if made else 'using'} demo data in {folder}")
     result = _run_pipeline(str(folder), "", "", None)
     _print_outcome(result)
@@ -424,10 +426,14 @@ def images_build(
     ] = None,
     base: Annotated[
         str | None,
-        typer.Option(help="Base image (default: the official slim Python image)."),
+        typer.Option(
+            help="Base image (default: the official slim Python image, pulled from Docker Hub; "
+            "with no registry, a local one: see README, 'Images')."
+        ),
     ] = None,
     tag: Annotated[
-        str | None, typer.Option(help="Image tag (default: version and git revision).")
+        str | None,
+        typer.Option(help="Image tag (default: KUBELINE_IMAGE's, kubeline-pipeline:<version>)."),
     ] = None,
     wheelhouse: Annotated[
         Path | None,
@@ -446,6 +452,10 @@ def images_build(
             highlight=False,
         )
     if built:
+        reference = f"{built[0].name}:{built[0].tag}"
+        setting = "" if reference == _settings().image else f"KUBELINE_IMAGE={reference} "
         console.print(
-            f"run the pipeline in it: KUBELINE_IMAGE=localhost/{built[0].name}:{built[0].tag} kubeline run --runner docker"
+            f"run the pipeline in it: {setting}kubeline run --runner docker --data DIR",
+            highlight=False,
+            soft_wrap=True,
         )

@@ -3,9 +3,10 @@
 Each role has a Containerfile (``images/<role>/Containerfile``) and a lock
 (``requirements/<role>.txt``). A build needs no network inside the container: the Python
 distributions come from a wheelhouse filled on the host, and kubeline itself from a wheel built
-from this checkout, so the image holds exactly the source that was tested. The tag is
-reproducible from the version and the git revision (``0.1.0-<12 hex>[-dirty]``), the same tag
-``kubeline compile`` puts into the component specs through ``KUBELINE_IMAGE``.
+from this checkout, so the image holds exactly the source that was tested. The pipeline image is
+tagged with the ``KUBELINE_IMAGE`` setting (default ``kubeline-pipeline:<version>``): the image
+``kubeline compile`` names and ``kubeline run --runner docker`` runs. The git revision is in
+the image's labels and its ``KUBELINE_GIT_REVISION``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ OnOutput = Callable[[str], None]
 
 @dataclass(frozen=True)
 class BuiltImage:
-    """One image built for a role: ``name:tag``, also tagged ``localhost/name:tag``."""
+    """One image built for a role: ``name:tag`` (and ``localhost/name:tag`` for a bare name)."""
 
     role: str
     name: str
@@ -48,23 +49,32 @@ class BuiltImage:
     @property
     def reference(self) -> str:
         """The full reference kfp.local needs (a short name makes it try to pull)."""
-        return f"localhost/{self.name}:{self.tag}"
+        return local_reference(f"{self.name}:{self.tag}")
 
 
-def default_tag(version: str = __version__, revision: str | None = None) -> str:
-    """``<version>-<12 hex of the revision>``, with ``-dirty`` kept; the version alone if none.
+def local_reference(image: str) -> str:
+    """The reference kfp.local finds without pulling: ``localhost/`` before a bare name.
 
-    Characters a tag may not hold (``+`` of a local version, ``/``) become ``-``.
+    An image a local engine built as ``name:tag`` is also ``localhost/name:tag``; kfp.local
+    tries to pull any name it does not find among the local tags, and a bare name means Docker
+    Hub. A name with a registry (``host/...``) is kept as is.
     """
-    if revision is None:
-        from kubeline.lineage import git_revision
+    name = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    return image if "/" in name else f"localhost/{image}"
 
-        revision = git_revision()
-    dirty = revision.endswith("-dirty")
-    rev = revision.removesuffix("-dirty")[:12]
-    tag = "-".join(part for part in (version, rev, "dirty" if dirty else "") if part)
-    tag = re.sub(r"[^A-Za-z0-9_.-]", "-", tag)[:128]
-    return tag
+
+def pipeline_image(tag: str | None = None) -> tuple[str, str]:
+    """The pipeline image's name and tag: the ``KUBELINE_IMAGE`` setting's, or its name and ``tag``."""
+    from kubeline.settings import get_settings
+
+    image = get_settings().image
+    name, sep, own_tag = image.rpartition(":")
+    if not sep or "/" in own_tag:
+        raise ConfigError(
+            f"KUBELINE_IMAGE {image!r} has no tag",
+            hint="give it one, e.g. kubeline-pipeline:0.1.0 (an untagged image means :latest)",
+        )
+    return name, tag or own_tag
 
 
 def find_engine(engine: str | None = None) -> str:
@@ -180,11 +190,14 @@ def build_images(
     roles: Iterable[str] = ROLES,
     on_output: OnOutput | None = None,
 ) -> list[BuiltImage]:
-    """Build each role's image, tagged ``kubeline-<role>:<tag>``; return what was built.
+    """Build each role's image; return what was built.
 
-    ``wheelhouse`` is used as is (filled by ``pip download``/``pip wheel`` on the host); without
-    one, a temporary wheelhouse is filled from the package index and removed afterwards.
-    ``base`` overrides the Containerfile's ``BASE`` (for builders with no registry).
+    The pipeline image is tagged ``KUBELINE_IMAGE`` (its name with ``tag``, if given), and also
+    ``localhost/...`` when that name has no registry. ``wheelhouse`` is used as is (filled by
+    ``pip download``/``pip wheel`` on the host); without one, a temporary wheelhouse is filled
+    from the package index and removed afterwards. ``base`` overrides the Containerfile's
+    ``BASE`` (for builders with no registry); a base the engine has not and cannot pull stops
+    the build before any download.
     """
     roles = tuple(roles)
     root = source_root()
@@ -198,8 +211,10 @@ def build_images(
     from kubeline.lineage import git_revision
 
     revision = git_revision()
-    tag = tag or default_tag(__version__, revision)
+    images = {role: pipeline_image(tag) for role in roles}
     engine_path = find_engine(engine)
+    for role in roles:
+        _ensure_base(engine_path, base or _default_base(root, role))
     built: list[BuiltImage] = []
     with tempfile.TemporaryDirectory(prefix="kubeline-image-") as tmp:
         wheels = wheelhouse
@@ -232,7 +247,9 @@ def build_images(
             context = Path(tmp) / f"context-{role}"
             _assemble_context(context, root, role, wheels, kubeline_wheels)
             built.append(
-                _build_one(engine_path, context, role, tag, base, revision, on_output=on_output)
+                _build_one(
+                    engine_path, context, role, images[role], base, revision, on_output=on_output
+                )
             )
     return built
 
@@ -264,26 +281,54 @@ def _assemble_context(
             shutil.copy2(src, dst)
 
 
+def _default_base(root: Path, role: str) -> str:
+    """The Containerfile's own ``ARG BASE=...``: the base a build without ``--base`` uses."""
+    containerfile = root / "images" / role / "Containerfile"
+    found = re.search(r"^ARG BASE=(\S+)", containerfile.read_text(), re.M)
+    if found is None:
+        raise PipelineError(f"{containerfile} declares no default BASE", hint="pass --base")
+    return found.group(1)
+
+
+def _ensure_base(engine: str, base: str) -> None:
+    """The base image is in the engine, or pulled now; else say so, and what to do instead."""
+    have = subprocess.run(
+        [engine, "image", "inspect", base], capture_output=True, text=True, check=False
+    )
+    if have.returncode == 0:
+        return
+    pulled = subprocess.run([engine, "pull", base], capture_output=True, text=True, check=False)
+    if pulled.returncode == 0:
+        return
+    why = (pulled.stderr.strip().splitlines() or ["no answer"])[-1]
+    raise PipelineError(
+        f"cannot pull the base image {base} ({why})",
+        hint="pass --base with an image the engine has; with no registry, make one from "
+        "Debian: `debootstrap --variant=minbase --include=python3,python3-venv bookworm DIR` "
+        "then `tar -C DIR -c . | docker import - localhost/kubeline-base:bookworm` and "
+        "`kubeline images build --base localhost/kubeline-base:bookworm` (README, 'Images')",
+    )
+
+
 def _build_one(
     engine: str,
     context: Path,
     role: str,
-    tag: str,
+    image: tuple[str, str],
     base: str | None,
     revision: str,
     *,
     on_output: OnOutput | None,
 ) -> BuiltImage:
-    name = f"kubeline-{role}"
+    name, tag = image
+    reference = f"{name}:{tag}"
+    tags = dict.fromkeys([reference, local_reference(reference)])
     args = [
         engine,
         "build",
         "-f",
         str(context / "Containerfile"),
-        "-t",
-        f"{name}:{tag}",
-        "-t",
-        f"localhost/{name}:{tag}",
+        *(arg for t in tags for arg in ("-t", t)),
         "--build-arg",
         f"VERSION={__version__}",
         "--build-arg",

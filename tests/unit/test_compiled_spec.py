@@ -77,7 +77,7 @@ def test_stale_check_notices_a_changed_spec(tmp_path: Path) -> None:
     assert stale_specs(tmp_path) == ["training.yaml"]
 
 
-def test_tasks_read_settings_and_s3_secret_from_the_cluster(spec: dict) -> None:
+def test_tasks_read_settings_and_s3_secret_from_the_cluster_both_optional(spec: dict) -> None:
     executors = spec["_platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert len(executors) == 6
     for config in executors.values():
@@ -86,10 +86,99 @@ def test_tasks_read_settings_and_s3_secret_from_the_cluster(spec: dict) -> None:
         envs = {k["envVar"] for k in secret["keyToEnv"]}
         assert envs == {"KUBELINE_S3_ACCESS_KEY_ID", "KUBELINE_S3_SECRET_ACCESS_KEY"}
         (config_map,) = config["configMapAsEnv"]
-        # Required: without it every pod would log to a throwaway store in its own filesystem.
-        assert config_map.get("optional", False) is False
+        # Optional: a ConfigMap without a key (plain AWS S3 has no endpoint) must not stop the
+        # pod; a missing tracking URI is stopped at run time instead (components/pod.py).
+        assert config_map["configMapName"] == "kubeline-settings"
+        assert config_map["optional"] is True
         keys = {k["envVar"] for k in config_map["keyToEnv"]}
         assert "KUBELINE_MLFLOW_TRACKING_URI" in keys
+
+
+def test_every_key_the_tasks_read_is_a_settings_field(spec: dict) -> None:
+    from kubeline.settings import Settings
+
+    fields = {f"KUBELINE_{name.upper()}" for name in Settings.model_fields}
+    executors = spec["_platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for config in executors.values():
+        (config_map,) = config["configMapAsEnv"]
+        (secret,) = config["secretAsEnv"]
+        read = {k["envVar"] for k in config_map["keyToEnv"] + secret["keyToEnv"]}
+        assert read <= fields, read - fields
+        assert {k["configMapKey"] for k in config_map["keyToEnv"]} <= fields
+    for executor in spec["deploymentSpec"]["executors"].values():
+        assert {e["name"] for e in executor["container"]["env"]} <= fields
+
+
+def test_every_task_stops_at_once_in_a_pod_without_a_tracking_uri(spec: dict) -> None:
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        code = executor["container"]["command"][-1]
+        assert "require_cluster_settings()" in code, name
+        env = {e["name"]: e["value"] for e in executor["container"]["env"]}
+        # so the check names the ConfigMap this spec reads, whatever the pod's defaults
+        assert env["KUBELINE_CLUSTER_CONFIG_MAP"] == "kubeline-settings"
+
+
+def test_a_pod_without_a_tracking_uri_is_stopped_naming_the_config_map(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kubeline.components.pod import require_cluster_settings
+
+    from kubeline.errors import ConfigError
+    from kubeline.settings import get_settings
+
+    require_cluster_settings()  # not in a pod: nothing to check
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBELINE_CLUSTER_CONFIG_MAP", "team-settings")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError) as err:
+        require_cluster_settings()
+    assert "KUBELINE_MLFLOW_TRACKING_URI is not set" in str(err.value)
+    assert "'team-settings'" in str(err.value)
+    monkeypatch.setenv("KUBELINE_MLFLOW_TRACKING_URI", "http://mlflow.ml:5000")
+    get_settings.cache_clear()
+    require_cluster_settings()
+
+
+def _described(definitions: dict) -> dict[str, bool]:
+    return {
+        name: bool(entry.get("description", "").strip())
+        for kind in ("parameters", "artifacts")
+        for name, entry in definitions.get(kind, {}).items()
+    }
+
+
+def test_every_input_and_output_has_a_one_line_description(spec: dict) -> None:
+    # The KFP UI shows these: from the `Args:` and `Returns:` sections of the docstrings.
+    owners = {"pipeline": spec["root"], **spec["components"]}
+    seen = 0
+    for owner, component in owners.items():
+        for side in ("inputDefinitions", "outputDefinitions"):
+            definitions = component.get(side, {})
+            described = _described(definitions)
+            seen += len(described)
+            assert all(described.values()), (owner, side, described)
+            for kind in ("parameters", "artifacts"):
+                for name, entry in definitions.get(kind, {}).items():
+                    assert "\n" not in entry["description"], (owner, name)
+    assert seen > 50
+
+
+def test_the_pipeline_says_its_config_is_yaml_text_not_a_path(spec: dict) -> None:
+    description = spec["root"]["inputDefinitions"]["parameters"]["config"]["description"]
+    assert "YAML text, not a path" in description
+
+
+def test_a_spec_for_another_image_is_compiled_in_this_process(tmp_path: Path) -> None:
+    import dataclasses
+
+    from kubeline.pipelines.cluster import Platform
+
+    platform = dataclasses.replace(Platform.defaults(), image="localhost/kubeline-pipeline:x")
+    (path,) = compile_pipelines(tmp_path, platform)
+    pipeline, _ = yaml.safe_load_all(path.read_text())
+    images = {e["container"]["image"] for e in pipeline["deploymentSpec"]["executors"].values()}
+    assert images == {"localhost/kubeline-pipeline:x"}
+    assert stale_specs(compiled_dir()) == []  # the committed default is untouched
 
 
 def test_spec_holds_no_endpoint_or_credential(spec: dict) -> None:

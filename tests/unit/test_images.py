@@ -1,4 +1,4 @@
-"""Image tags are reproducible from the version and the git revision; bad inputs fail early."""
+"""The pipeline image has one name and tag, KUBELINE_IMAGE's; bad inputs fail early."""
 
 from __future__ import annotations
 
@@ -6,40 +6,54 @@ from pathlib import Path
 
 import pytest
 
+from kubeline import __version__
 from kubeline.errors import ConfigError, KubelineError, PipelineError
 from kubeline.images import (
+    BuiltImage,
     build_images,
     build_tool_requirements,
-    default_tag,
     find_engine,
+    local_reference,
     lock_pins,
+    pipeline_image,
 )
-
-REV = "0123456789abcdef0123456789abcdef01234567"
-
-
-def test_default_tag_is_version_and_twelve_hex_of_the_revision() -> None:
-    assert default_tag("0.1.0", REV) == "0.1.0-0123456789ab"
+from kubeline.settings import get_settings
 
 
-def test_default_tag_keeps_dirty_when_the_checkout_has_changes() -> None:
-    assert default_tag("0.1.0", f"{REV}-dirty") == "0.1.0-0123456789ab-dirty"
+def test_build_tags_by_default_the_image_compile_and_the_docker_runner_use() -> None:
+    from kubeline.pipelines.cluster import Platform
+
+    name, tag = pipeline_image()
+    assert (name, tag) == ("kubeline-pipeline", __version__)
+    # compile names it in the spec; the docker runner looks it up (kfp.local needs localhost/)
+    assert f"{name}:{tag}" == get_settings().image == Platform.defaults().image
+    built = BuiltImage("pipeline", name, tag, size_bytes=0, build_seconds=0.0)
+    assert built.reference == local_reference(get_settings().image)
+    assert built.reference == f"localhost/kubeline-pipeline:{__version__}"
 
 
-def test_default_tag_is_the_version_alone_without_a_revision() -> None:
-    assert default_tag("0.1.0", "") == "0.1.0"
-
-
-def test_default_tag_replaces_characters_a_tag_cannot_hold() -> None:
-    assert default_tag("0.1.0+local", "feature/x") == "0.1.0-local-feature-x"
-
-
-def test_default_tag_follows_the_configured_revision(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kubeline.settings import get_settings
-
-    monkeypatch.setenv("KUBELINE_GIT_REVISION", REV)
+def test_build_follows_the_image_setting_and_a_tag_given_on_the_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KUBELINE_IMAGE", "registry.example.com/ml/kubeline-pipeline:7")
     get_settings.cache_clear()
-    assert default_tag("0.1.0") == "0.1.0-0123456789ab"
+    assert pipeline_image() == ("registry.example.com/ml/kubeline-pipeline", "7")
+    assert pipeline_image("8") == ("registry.example.com/ml/kubeline-pipeline", "8")
+    # a name with a registry is what kfp.local finds as it is
+    assert local_reference(get_settings().image) == get_settings().image
+
+
+def test_an_image_setting_without_a_tag_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBELINE_IMAGE", "localhost:5000/kubeline-pipeline")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match="has no tag"):
+        pipeline_image()
+
+
+def test_local_reference_puts_localhost_before_a_bare_name_only() -> None:
+    assert local_reference("kubeline-pipeline:1") == "localhost/kubeline-pipeline:1"
+    assert local_reference("localhost/kubeline-pipeline:1") == "localhost/kubeline-pipeline:1"
+    assert local_reference("host:5000/kubeline-pipeline:1") == "host:5000/kubeline-pipeline:1"
 
 
 def test_build_rejects_an_invalid_tag_before_any_work() -> None:

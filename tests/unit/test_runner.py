@@ -1,39 +1,114 @@
-import io
+"""The runner against real kfp.local runs: step events, failure reasons, the working directory."""
+
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kfp import compiler, dsl
 
 from kubeline.errors import PipelineError
-from kubeline.runner import StepEvent, _exclusive, _failure_reason, _prune, _StepTee
+from kubeline.runner import StepEvent, run_spec
+from kubeline.runner.events import failure_reason
+from kubeline.runner.local import _exclusive, _prune
+from kubeline.settings import get_settings
 
 
-def test_step_tee_turns_kfp_lines_into_events_and_logs_plain_text() -> None:
-    log = io.StringIO()
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def hello(word: str) -> str:
+    import kubeline
+
+    print(f"kubeline from {kubeline.__file__}")
+    return word
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def broken(word: str) -> str:
+    from kubeline.errors import DataError
+    from kubeline.steps.base import executor
+
+    @executor
+    def step() -> str:
+        raise DataError(f"{word}.csv, row 4, column 'close': price must be positive")
+
+    return step()
+
+
+@dsl.pipeline(name="one-step")
+def one_step(word: str = "x") -> str:
+    return hello(word=word).output
+
+
+@dsl.pipeline(name="one-failing-step")
+def one_failing_step(word: str = "x") -> str:
+    return broken(word=word).output
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("specs")
+    found = {}
+    for name, pipeline in (("ok", one_step), ("failing", one_failing_step)):
+        found[name] = out / f"{name}.yaml"
+        compiler.Compiler().compile(pipeline, str(found[name]))
+    return found
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory holding a `kubeline/` folder that is not the package (a clone's parent)."""
+    cwd = tmp_path / "cwd"
+    (cwd / "kubeline").mkdir(parents=True)
+    (cwd / "kubeline" / "__init__.py").write_text(
+        "raise ImportError('the kubeline folder in the working directory was imported')\n"
+    )
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("KUBELINE_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    return cwd
+
+
+def test_a_real_kfp_local_run_gives_one_event_per_step_start_and_end(
+    specs: dict[str, Path], elsewhere: Path
+) -> None:
     events: list[StepEvent] = []
-    tee = _StepTee(log, events.append)
-    tee.write("04:07:47 - INFO - Executing task 'ingest'\n")
-    tee.write(
-        "noise\n04:07:48 - INFO - Task 'ingest' finished with status \x1b[92mSUCCESS\x1b[0m\n"
-    )
-    assert [(e.step, e.status) for e in events] == [("ingest", "running"), ("ingest", "SUCCESS")]
-    assert "\x1b" not in log.getvalue()
-    assert [(e.step, e.status) for e in tee.events] == [("ingest", "SUCCESS")]
+    result = run_spec(
+        specs["ok"], {"word": "hi"}, get_settings(), name="one-step", runner="subprocess",
+        on_event=events.append,
+    )  # fmt: skip
+    assert [(e.step, e.status) for e in events] == [("hello", "running"), ("hello", "SUCCESS")]
+    assert [(e.step, e.status) for e in result.steps] == [("hello", "SUCCESS")]
+    assert result.steps[0].seconds > 0
+    assert result.outputs == {"Output": "hi"}
+    log = result.log_path.read_text()
+    assert "\x1b[" not in log  # kfp colors its status; the log is plain text
+    # The step imported the installed package, not the `kubeline/` folder it was started next to.
+    import kubeline
+
+    assert f"kubeline from {kubeline.__file__}" in log
+    assert str(elsewhere) not in log
 
 
-def test_failure_reason_prefers_kubeline_error_lines() -> None:
-    lines = [
-        "Traceback (most recent call last):",
-        "    kubeline error: validation failed: 1 problems in 1 files",
-        "    kubeline error:   - a.csv, row 6, column 'close': price must be positive",
-        "kubeline.errors.DataError: validation failed",
-    ]
-    assert _failure_reason(lines) == (
-        "validation failed: 1 problems in 1 files\n- a.csv, row 6, column 'close': price must be positive"
+def test_a_real_failing_step_is_named_with_the_error_it_printed(
+    specs: dict[str, Path], elsewhere: Path
+) -> None:
+    events: list[StepEvent] = []
+    with pytest.raises(PipelineError) as err:
+        run_spec(
+            specs["failing"], {"word": "AAA"}, get_settings(), name="one-failing-step",
+            runner="subprocess", on_event=events.append,
+        )  # fmt: skip
+    assert str(err.value).startswith(
+        "pipeline 'one-failing-step' failed at step 'broken': "
+        "AAA.csv, row 4, column 'close': price must be positive"
     )
-    assert _failure_reason(["x", "ValueError: boom"]) == "ValueError: boom"
-    assert _failure_reason(["nothing useful"]) == "see the log"
+    assert [(e.step, e.status) for e in events] == [("broken", "running"), ("broken", "FAILURE")]
+
+
+def test_failure_reason_falls_back_to_the_last_exception_line() -> None:
+    assert failure_reason(["x", "ValueError: boom", "  "]) == "ValueError: boom"
+    assert failure_reason(["nothing useful"]) == "see the log"
 
 
 def test_a_second_run_on_the_same_state_folder_is_refused(tmp_path: Path) -> None:
@@ -51,3 +126,42 @@ def test_prune_keeps_the_newest_runs(tmp_path: Path) -> None:
         os.utime(run, (time.time() - 100 + i, time.time() - 100 + i))
     _prune(tmp_path, keep=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run-3", "run-4"]
+
+
+def test_the_container_launcher_fix_is_on_while_kfp_removes_containers_before_reading_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kfp.local import docker_task_handler
+
+    from kubeline.runner import docker_launcher
+
+    monkeypatch.setattr(
+        docker_task_handler, "run_docker_container", docker_task_handler.run_docker_container
+    )
+    # kfp 2.17.0 (kubeflow/pipelines#13332). When this fails, the installed kfp reads exit codes
+    # itself: delete kubeline/runner/docker_launcher.py and this test.
+    assert docker_launcher.kfp_loses_exit_codes()
+    assert docker_launcher.use_exact_exit_codes()
+    assert docker_task_handler.run_docker_container is docker_launcher.run_container
+
+
+def fixed_upstream(client: Any, image: str, command: list[str], volumes: dict, **args: Any) -> int:
+    """kfp's launcher as the upstream fix makes it: the container is kept until it is read."""
+    container = client.containers.run(image=image, command=command, detach=True, **args)
+    try:
+        return int(container.wait()["StatusCode"])
+    finally:
+        container.remove(force=True)
+
+
+def test_the_container_launcher_fix_switches_itself_off_once_kfp_reads_exit_codes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kfp.local import docker_task_handler
+
+    from kubeline.runner import docker_launcher
+
+    monkeypatch.setattr(docker_task_handler, "run_docker_container", fixed_upstream)
+    assert not docker_launcher.kfp_loses_exit_codes()
+    assert not docker_launcher.use_exact_exit_codes()
+    assert docker_task_handler.run_docker_container is fixed_upstream

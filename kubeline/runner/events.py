@@ -1,0 +1,87 @@
+"""kfp.local's output turned into step events, and the reason a failed step gives.
+
+kfp.local logs ``Executing task 'NAME'`` when a task starts and ``Task 'NAME' finished with
+status STATUS`` (colored) when it ends, and prints each task's own output between them. This is
+the only module that knows that wording; tests/unit/test_runner.py checks it against a real
+kfp.local run, so a kfp upgrade that rewords it fails there and not in front of a user.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+# The training pipeline's steps in the order they run: what the CLI's table lists.
+STEP_ORDER = ("ingest", "validate", "features", "train", "evaluate", "register")
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_START = re.compile(r"Executing task '([^']+)'")
+_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
+
+
+@dataclass
+class StepEvent:
+    step: str
+    status: str  # "running" | "SUCCESS" | "FAILURE"
+    seconds: float = 0.0
+
+
+class StepTee(io.TextIOBase):
+    """Copies kfp.local's output to the run log and turns task start/end lines into events."""
+
+    def __init__(self, log: TextIO, on_event: Callable[[StepEvent], None] | None) -> None:
+        self.log = log
+        self.on_event = on_event
+        self.events: list[StepEvent] = []
+        self.last_lines: list[str] = []
+        self._started: dict[str, float] = {}
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self.log.write(_ANSI.sub("", text))
+        self._buffer += text
+        while "\n" in self._buffer:
+            line, self._buffer = self._buffer.split("\n", 1)
+            self._line(_ANSI.sub("", line))
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+
+    def failed_step(self) -> str:
+        """The first step that ended in anything but success ("?" if none did)."""
+        failed = [e.step for e in self.events if e.status != "SUCCESS"]
+        return failed[0] if failed else "?"
+
+    def _line(self, line: str) -> None:
+        self.last_lines = [*self.last_lines[-199:], line]
+        if m := _START.search(line):
+            self._started[m.group(1)] = time.monotonic()
+            self._emit(StepEvent(m.group(1), "running"))
+        elif m := _END.search(line):
+            began = self._started.get(m.group(1), time.monotonic())
+            self._emit(StepEvent(m.group(1), m.group(2), time.monotonic() - began))
+
+    def _emit(self, event: StepEvent) -> None:
+        if event.status != "running":
+            self.events.append(event)
+        if self.on_event:
+            self.on_event(event)
+
+
+def failure_reason(lines: list[str]) -> str:
+    """The kubeline error a failed task printed (every line of it), else its last error line."""
+    from kubeline.steps.base import ERROR_PREFIX
+
+    found = [line.split(ERROR_PREFIX, 1)[1].strip() for line in lines if ERROR_PREFIX in line]
+    if found:
+        return "\n".join(found)
+    for line in reversed(lines):
+        text = line.strip()
+        if re.match(r"^[\w.]+(Error|Exception)\b", text):
+            return text
+    return "see the log"
