@@ -17,7 +17,9 @@ def register(
     pipeline_job_name: str,
     pipeline_run_id: str,
     git_revision: str,
-) -> NamedTuple(
+    # KFP's spelling of named outputs; the component's source is all a task has, so the type
+    # cannot be a class defined beside it.
+) -> NamedTuple(  # type: ignore[valid-type]
     "Registration", model_name=str, model_version=str, alias=str, reason=str, mlflow_run_id=str
 ):
     """Log the run to MLflow, register a model version, and promote it only if blessed.

@@ -28,7 +28,8 @@ DEFAULT_SETTINGS_FILE = "kubeline.yaml"
 class Settings(BaseSettings):
     """Effective settings for one process."""
 
-    model_config = SettingsConfigDict(env_prefix="KUBELINE_", extra="forbid")
+    # An empty variable is unset: a cluster's ConfigMap may hold a key with no value.
+    model_config = SettingsConfigDict(env_prefix="KUBELINE_", extra="forbid", env_ignore_empty=True)
 
     state_dir: Path = Field(
         Path(".kubeline"),
@@ -48,7 +49,8 @@ class Settings(BaseSettings):
     )
     image: str = Field(
         f"kubeline-pipeline:{__version__}",
-        description="Container image every pipeline component runs in (compile time).",
+        description="The pipeline image: what `kubeline images build` tags, `kubeline compile` "
+        "names in the spec and `kubeline run --runner docker` runs.",
     )
     cluster_config_map: str = Field(
         "kubeline-settings",

@@ -185,3 +185,14 @@ def test_spec_holds_no_endpoint_or_credential(spec: dict) -> None:
     text = yaml.safe_dump(spec)
     for needle in ("http://", "https://", "AWS_SECRET", "127.0.0.1", "sqlite:"):
         assert needle not in text
+
+
+def test_an_empty_config_map_key_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubeline.settings import get_settings
+
+    for name in ("KUBELINE_MLFLOW_TRACKING_URI", "KUBELINE_S3_ENDPOINT_URL", "KUBELINE_S3_REGION"):
+        monkeypatch.setenv(name, "")
+    get_settings.cache_clear()
+    settings = get_settings()
+    assert settings.mlflow_tracking_uri is None and settings.s3_endpoint_url is None
+    assert settings.s3_region == "us-east-1"
