@@ -22,6 +22,20 @@ def one_line_entries(func: F) -> F:
     return func
 
 
+def returns_of(component: Any) -> Callable[[F], F]:
+    """Give a pipeline the ``Returns:`` section of the component whose outputs it returns."""
+    doc = inspect.getdoc(component.python_func) or ""
+    if "Returns:" not in doc:
+        raise ValueError(f"{component.name} documents no outputs (no Returns: section)")
+    section = doc[doc.index("Returns:") :]
+
+    def decorate(func: F) -> F:
+        func.__doc__ = f"{inspect.getdoc(func) or ''}\n\n{section}"
+        return func
+
+    return decorate
+
+
 def join_entries(doc: str) -> str:
     """``doc`` (dedented) with every entry's continuation lines joined to the entry's first."""
     out: list[str] = []

@@ -43,9 +43,8 @@ def evaluate(
         summary: The verdict in Markdown.
         evaluation: A folder with evaluation.json (the verdict), predictions and plots.
     """
-    from kubeline.components.pod import require_cluster_settings
-
     from kubeline.lineage import of_run
+    from kubeline.pod import require_cluster_settings
     from kubeline.steps import evaluate as step
 
     require_cluster_settings()

@@ -14,8 +14,7 @@ def features(snapshot: Input[Dataset], config: str, table: Output[Dataset]):
     Returns:
         table: Parquet with ticker, date, features, naive-baseline columns and the target.
     """
-    from kubeline.components.pod import require_cluster_settings
-
+    from kubeline.pod import require_cluster_settings
     from kubeline.steps import features as step
 
     require_cluster_settings()

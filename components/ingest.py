@@ -15,8 +15,7 @@ def ingest(data: str, raw: Output[Dataset], data_version: str = ""):
     Returns:
         raw: Parquet with ticker, date, prices, volume and each row's source file and line.
     """
-    from kubeline.components.pod import require_cluster_settings
-
+    from kubeline.pod import require_cluster_settings
     from kubeline.steps import ingest as step
 
     require_cluster_settings()

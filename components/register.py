@@ -53,9 +53,8 @@ def register(
     """
     from collections import namedtuple
 
-    from kubeline.components.pod import require_cluster_settings
-
     from kubeline.lineage import of_run
+    from kubeline.pod import require_cluster_settings
     from kubeline.steps import register as step
 
     require_cluster_settings()

@@ -16,8 +16,7 @@ def train(table: Input[Dataset], config: str, model: Output[Model], cv_metrics: 
             boundary.
         cv_metrics: Each candidate's cross-validated score.
     """
-    from kubeline.components.pod import require_cluster_settings
-
+    from kubeline.pod import require_cluster_settings
     from kubeline.steps import train as step
 
     require_cluster_settings()

@@ -15,8 +15,7 @@ def validate(raw: Input[Dataset], config: str, snapshot: Output[Dataset], report
         snapshot: The clean canonical frame (metadata: content hash, rows, tickers, dates).
         report: Every problem found, by file, row and column. Errors stop the pipeline here.
     """
-    from kubeline.components.pod import require_cluster_settings
-
+    from kubeline.pod import require_cluster_settings
     from kubeline.steps import validate as step
 
     require_cluster_settings()

@@ -5,7 +5,7 @@ runs in and the names of the ConfigMap (settings) and the Secret (S3 credentials
 optional, and so is every key: a cluster on plain AWS S3 has no ``KUBELINE_S3_ENDPOINT_URL``,
 one with workload identity no Secret, and an absent or empty key means "unset". What a missing
 ConfigMap used to guard against, a task logging to a throwaway store in its own filesystem, is
-guarded at run time instead (``kubeline.components.pod``): a task in a pod with no tracking URI
+guarded at run time instead (``kubeline.pod``): a task in a pod with no tracking URI
 stops at once and names the ConfigMap. kfp.local ignores this platform config: local tasks
 inherit the caller's environment.
 """

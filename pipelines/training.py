@@ -10,7 +10,7 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl.graph_component import GraphComponent
 from kubeline.components import evaluate, features, ingest, register, train, validate
-from kubeline.components.docs import one_line_entries
+from kubeline.components.docs import one_line_entries, returns_of
 from kubeline.pipelines.cluster import Platform, on_platform
 
 PIPELINE_NAME = "kubeline-training"
@@ -34,6 +34,7 @@ def training_pipeline(platform: Platform) -> GraphComponent:
         "champion.",
     )
     @one_line_entries
+    @returns_of(register)  # the pipeline's outputs are register's
     def training(
         data: str,
         data_version: str = "",
@@ -58,13 +59,6 @@ def training_pipeline(platform: Platform) -> GraphComponent:
                 (the default) = the config's ``gate.min_improvement``. A number, not an optional,
                 because kfp.local cannot default an unset optional parameter.
             git_revision: Source revision recorded as lineage; "" = the image's or checkout's.
-
-        Returns:
-            model_name: The registered model's name.
-            model_version: The new model version.
-            alias: ``champion`` if the version was promoted, else ``challenger``.
-            reason: Why the version got its alias (the gate's verdict, or the infra check's).
-            mlflow_run_id: The MLflow run holding the version's metrics, report and lineage.
         """
         # KFP keys a step's cache on its inputs, artifacts by identity: ingest is cached on the
         # location and data_version, and when it hits, every step after it can hit too.
@@ -73,16 +67,20 @@ def training_pipeline(platform: Platform) -> GraphComponent:
         table = features(snapshot=checked.outputs["snapshot"], config=config)
         trained = train(table=table.outputs["table"], config=config)
         trained.set_cpu_limit("2").set_memory_limit("4G")
+        # What evaluate and register record as the run's lineage.
+        lineage = {
+            "pipeline_name": PIPELINE_NAME,
+            "pipeline_job_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            "pipeline_run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+            "git_revision": git_revision,
+        }
         evaluated = evaluate(
             model=trained.outputs["model"],
             table=table.outputs["table"],
             config=config,
             model_name=model_name,
-            pipeline_name=PIPELINE_NAME,
-            pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-            git_revision=git_revision,
             min_improvement=min_improvement,
+            **lineage,
         )
         # Registration writes to the registry and reads the current champion: never cached.
         evaluated.set_caching_options(False)
@@ -94,10 +92,7 @@ def training_pipeline(platform: Platform) -> GraphComponent:
             data=data,
             config=config,
             model_name=model_name,
-            pipeline_name=PIPELINE_NAME,
-            pipeline_job_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-            git_revision=git_revision,
+            **lineage,
         ).set_caching_options(False)
         for task in (ingested, checked, table, trained, evaluated, registered):
             on_platform(task, platform)

@@ -1,5 +1,9 @@
 """The e2e fixtures: the pipeline image, built once per session (or reused), and how to run it.
 
+The image is built with the README's own command, ``kubeline images build``, and default
+settings (no ``KUBELINE_IMAGE``): the name it tags is the one ``kubeline run --runner docker``
+must find without being told.
+
 Every test starts containers as a restricted pod would: read-only root, UID 10001, a tmpfs
 ``/tmp``, no network, data mounted read-only. Settings, read when this module is imported (the
 autouse fixture clears ``KUBELINE_*`` per test):
@@ -12,7 +16,9 @@ autouse fixture clears ``KUBELINE_*`` per test):
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +31,26 @@ PREBUILT = os.environ.get("KUBELINE_E2E_IMAGE")
 BASE = os.environ.get("KUBELINE_E2E_BASE")
 WHEELHOUSE = os.environ.get("KUBELINE_E2E_WHEELHOUSE")
 UID = "10001"
+KUBELINE = str(Path(sys.executable).parent / "kubeline")
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_command(prefix: str) -> list[str]:
+    """The README's ``Images`` command that starts with ``prefix``, as argv (comment dropped)."""
+    images = README.read_text().split("## Images", 1)[1]
+    for line in images.splitlines():
+        if line.startswith(prefix):
+            return shlex.split(line.split("#", 1)[0])
+    raise AssertionError(f"README's Images section has no `{prefix}` command")
+
+
+def default_environment() -> dict[str, str]:
+    """This environment with no kubeline or MLflow settings and no terminal width: a new user's."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("KUBELINE_", "MLFLOW_")) and k not in ("COLUMNS", "LINES")
+    }
 
 
 @dataclass(frozen=True)
@@ -61,8 +87,9 @@ class Image:
 
 
 @pytest.fixture(scope="session")
-def image() -> Image:
-    from kubeline.images import build_images, find_engine
+def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+    from kubeline.images import find_engine, local_reference
+    from kubeline.settings import Settings
 
     try:
         engine = find_engine()
@@ -70,13 +97,17 @@ def image() -> Image:
         pytest.skip(f"e2e: no container engine reachable ({exc.message})")
     if PREBUILT:
         return Image(engine, PREBUILT)
-    built = build_images(
-        engine=engine,
-        base=BASE,
-        tag=None,
-        wheelhouse=Path(WHEELHOUSE) if WHEELHOUSE else None,
-    )
-    return Image(engine, built[0].reference)
+    command = readme_command("kubeline images build")
+    assert command == ["kubeline", "images", "build"], command
+    if BASE:  # the README's way where no registry is reachable
+        command += ["--base", BASE]
+    if WHEELHOUSE:
+        command += ["--wheelhouse", WHEELHOUSE]
+    done = NewUser().run(command, cwd=tmp_path_factory.mktemp("build"))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    reference = local_reference(Settings.model_fields["image"].default)
+    assert "run the pipeline in it: kubeline run --runner docker" in done.stdout, done.stdout
+    return Image(engine, reference)
 
 
 def _readable_by_the_image_user(folder: Path) -> Path:
@@ -91,3 +122,28 @@ def _readable_by_the_image_user(folder: Path) -> Path:
 def readable() -> Callable[[Path], Path]:
     """``readable(folder)``: make a folder to mount readable by the image's user; returns it."""
     return _readable_by_the_image_user
+
+
+@dataclass(frozen=True)
+class NewUser:
+    """Runs kubeline as a new user would: the README's commands, no settings, no terminal."""
+
+    def command(self, prefix: str) -> list[str]:
+        return readme_command(prefix)
+
+    def run(self, argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        assert argv[0] == "kubeline", argv
+        return subprocess.run(
+            [KUBELINE, *argv[1:]],
+            env=default_environment(),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def new_user() -> NewUser:
+    return NewUser()

@@ -113,3 +113,22 @@ def test_validate_rejects_broken_data_with_exit_3(
     assert done.returncode == 3, output
     assert f"{victim.name}, row 4" in output
     assert "Traceback" not in output
+
+
+def test_a_build_whose_base_cannot_be_pulled_stops_at_once_naming_base(
+    new_user, tmp_path: Path
+) -> None:
+    from kubeline.errors import PipelineError
+    from kubeline.images import find_engine
+
+    try:
+        find_engine()
+    except PipelineError as exc:
+        pytest.skip(f"e2e: no container engine reachable ({exc.message})")
+    base = "localhost:1/kubeline-no-such-base:0"  # no registry answers there
+    done = new_user.run(["kubeline", "images", "build", "--base", base], cwd=tmp_path)
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode != 0, output
+    assert f"cannot pull the base image {base}" in output
+    assert "--base" in output and "debootstrap" in output and "docker import" in output
+    assert "Traceback" not in output

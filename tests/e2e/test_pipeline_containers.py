@@ -150,9 +150,34 @@ def test_a_container_that_fails_at_once_is_reported_as_failed(image) -> None:
     # kfp.local's own launcher returns 0 when such a container is already removed at wait().
     import docker
 
-    from kubeline.runner import run_container
+    from kubeline.runner.docker_launcher import run_container
 
     client = docker.from_env()
     for _ in range(5):
         code = run_container(client, image.reference, ["python3", "-c", "raise SystemExit(3)"], {})
         assert code == 3
+
+
+def test_the_readmes_commands_build_and_run_the_pipeline_with_default_settings(
+    image, new_user, tmp_path: Path
+) -> None:
+    from kubeline.images import local_reference
+    from kubeline.settings import Settings
+
+    # The `image` fixture built it with the README's `kubeline images build`, no KUBELINE_*.
+    default = local_reference(Settings.model_fields["image"].default)
+    if image.reference != default:
+        pytest.skip(f"KUBELINE_E2E_IMAGE={image.reference} is not the default image {default}")
+    command = new_user.command("kubeline run --runner docker")
+    assert command == ["kubeline", "run", "--runner", "docker", "--data", "data/"], command
+    write_dataset(generate(tickers=4, years=3, seed=11), tmp_path / "data", "yahoo")
+
+    done = new_user.run(command, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "registered kubeline-returns version 1 as" in done.stdout
+    log = next((tmp_path / ".kubeline" / "logs").glob("*.log")).read_text()
+    assert log.count(f"Found image '{default}'") == 6
+    # Not a terminal: the command to open the MLflow UI is still one line, pasteable.
+    (ui,) = [line for line in done.stdout.splitlines() if "MLflow UI:" in line]
+    assert "ui --backend-store-uri sqlite:///" in ui and ui.rstrip().endswith("mlflow.db")

@@ -59,3 +59,20 @@ def test_step_progress_reaches_the_terminal_not_the_run_log(
     assert log.getvalue() == "Executing task 'validate'\n"
     screen = capsys.readouterr().out
     assert "ingest" in screen and "Executing" not in screen
+
+
+def test_the_closing_lines_stay_whole_when_stdout_is_not_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A deep state folder makes the MLflow UI command far longer than rich's 80 columns.
+    from kubeline import cli
+    from kubeline.runner import RunResult
+
+    state = tmp_path / ("a-long-folder-name-" * 4) / "state"
+    monkeypatch.setenv("KUBELINE_STATE_DIR", str(state))
+    monkeypatch.delenv("COLUMNS", raising=False)
+    outputs = {"model_name": "m", "model_version": "1", "alias": "champion", "reason": "ok"}
+    result = RunResult("r", outputs, state / "logs" / "r.log", outputs_dir=None, seconds=1.0)
+    cli._print_outcome(result)
+    (ui,) = [line for line in capsys.readouterr().out.splitlines() if "MLflow UI:" in line]
+    assert f"ui --backend-store-uri sqlite:///{state.resolve()}/mlflow.db" in ui

@@ -87,7 +87,7 @@ def test_tasks_read_settings_and_s3_secret_from_the_cluster_both_optional(spec: 
         assert envs == {"KUBELINE_S3_ACCESS_KEY_ID", "KUBELINE_S3_SECRET_ACCESS_KEY"}
         (config_map,) = config["configMapAsEnv"]
         # Optional: a ConfigMap without a key (plain AWS S3 has no endpoint) must not stop the
-        # pod; a missing tracking URI is stopped at run time instead (components/pod.py).
+        # pod; a missing tracking URI is stopped at run time instead (kubeline/pod.py).
         assert config_map["configMapName"] == "kubeline-settings"
         assert config_map["optional"] is True
         keys = {k["envVar"] for k in config_map["keyToEnv"]}
@@ -121,9 +121,8 @@ def test_every_task_stops_at_once_in_a_pod_without_a_tracking_uri(spec: dict) ->
 def test_a_pod_without_a_tracking_uri_is_stopped_naming_the_config_map(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kubeline.components.pod import require_cluster_settings
-
     from kubeline.errors import ConfigError
+    from kubeline.pod import require_cluster_settings
     from kubeline.settings import get_settings
 
     require_cluster_settings()  # not in a pod: nothing to check

@@ -1,4 +1,4 @@
-"""What every component checks first when it runs in a Kubernetes pod."""
+"""What a pipeline task checks first when it runs in a Kubernetes pod (called by every component)."""
 
 from __future__ import annotations
 
