@@ -326,6 +326,8 @@ def _build_one(
     args = [
         engine,
         "build",
+        # A failed build leaves no stopped container of its failing step behind.
+        "--force-rm",
         "-f",
         str(context / "Containerfile"),
         *(arg for t in tags for arg in ("-t", t)),
