@@ -23,10 +23,11 @@ def evaluate(
     Like TFX's Evaluator, this step decides the blessing: the gate verdict that the register
     step obeys. In: the trained ``model``, the feature ``table``, the run ``config``, the
     registered ``model_name`` ("" = the configured one), ``min_improvement`` (negative = the
-    config's gate). Out: holdout ``metrics``; an HTML ``report`` with plots and backtest; a Markdown
-    ``summary``; ``evaluation``, a folder with evaluation.json, predictions and the PNG plots.
+    config's gate). Out: holdout ``metrics`` (the same names as the MLflow run's); an HTML ``report`` with plots
+    and backtest; a Markdown ``summary``; ``evaluation``, a folder with the verdict
+    (evaluation.json), predictions, the input example and the PNG plots.
     """
-    from kubeline.lineage import of_run
+    from kubeline.lineage import DATA_HASH, of_run
     from kubeline.steps import evaluate as step
 
     result = step.run(
@@ -40,12 +41,12 @@ def evaluate(
             pipeline_job_name,
             pipeline_run_id,
             git_revision,
-            data_hash=table.metadata.get("data_hash", ""),
+            data_hash=table.metadata.get(DATA_HASH, ""),
         ),
         report=report.path,
         summary=summary.path,
         out=evaluation.path,
     )
-    evaluation.metadata.update(result["metadata"])
-    for name, value in result["metrics"].items():
+    evaluation.metadata.update(result.metadata)
+    for name, value in result.metrics.items():
         metrics.log_metric(name, value)

@@ -9,6 +9,7 @@ def features(snapshot: Input[Dataset], config: str, table: Output[Dataset]):
     In: ``snapshot``, the clean frame; ``config``, the YAML run config (target, features, tickers).
     Out: ``table``, Parquet with ticker, date, features, naive-baseline columns and the target.
     """
+    from kubeline.lineage import DATA_HASH
     from kubeline.steps import features as step
 
     table.metadata.update(
@@ -16,6 +17,6 @@ def features(snapshot: Input[Dataset], config: str, table: Output[Dataset]):
             snapshot=snapshot.path,
             config=config,
             out=table.path,
-            data_hash=snapshot.metadata.get("content_hash", ""),
+            data_hash=snapshot.metadata.get(DATA_HASH, ""),
         )
     )
