@@ -232,6 +232,13 @@ class GateConfig(_Strict):
         default=None,
         description="Also require the backtest's Sharpe to beat buy-and-hold's by this much.",
     )
+    max_p_value: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Also require the gain over the baseline to be significant at this level "
+        "(one-sided Diebold-Mariano test on per-date losses), e.g. 0.05.",
+    )
 
 
 class BacktestConfig(_Strict):

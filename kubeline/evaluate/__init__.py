@@ -29,7 +29,7 @@ from kubeline.evaluate.baseline import (
     constant_value,
     naive_predictions,
 )
-from kubeline.evaluate.metrics import METRICS, better, regression_metrics
+from kubeline.evaluate.metrics import METRICS, better, improvement_p_value, regression_metrics
 from kubeline.evaluate.verdict import (
     BacktestSummary,
     Champion,
@@ -70,6 +70,8 @@ class Evaluation:
     n_dropped_rows: int = 0  # holdout rows without a naive forecast, left out of every score
     champion: dict[str, float] | None = None  # the current champion's metrics on the same rows
     cost_bps: float = 0.0
+    # How likely the model's gain over the gate baseline is luck (one-sided Diebold-Mariano).
+    baseline_p_value: float = math.nan
 
 
 def score_model(
@@ -123,6 +125,15 @@ def evaluate(
         }
     )
     result, note = _backtest(predictions, config, target_kind)
+    p_value = improvement_p_value(
+        actual,
+        prediction,
+        forecasts[gate_baseline],
+        predictions[DATE].to_numpy(),
+        config.gate.metric,
+        direction_ref=ref,
+        lag=config.horizon - 1,
+    )
     return Evaluation(
         metrics=metrics,
         baselines=baselines,
@@ -135,6 +146,7 @@ def evaluate(
         n_dropped_rows=int((~known).sum()),
         champion=None if champion is None else score_model(champion, rows),
         cost_bps=config.backtest.cost_bps,
+        baseline_p_value=p_value,
     )
 
 
@@ -210,6 +222,8 @@ def decide_gate(
         reference_name=f"the {baseline.replace('_', ' ')} baseline",
     )
     conditions = [Condition(name="baseline", passed=passed, reason=reason)]
+    if gate.max_p_value is not None:
+        conditions.append(_significance(evaluation, gate.max_p_value))
     if champion_note is not None:
         reason = f"{champion_note}; promote by hand with `kubeline promote`"
         conditions.append(Condition(name="champion", passed=False, reason=reason))
@@ -225,7 +239,28 @@ def decide_gate(
     if gate.min_backtest_edge is not None:
         conditions.append(_backtest_edge(evaluation, gate.min_backtest_edge))
     return GateDecision(
-        metric=metric, baseline=baseline, min_improvement=margin, conditions=conditions
+        metric=metric,
+        baseline=baseline,
+        min_improvement=margin,
+        conditions=conditions,
+        p_value=evaluation.baseline_p_value,
+    )
+
+
+def _significance(evaluation: Evaluation, max_p_value: float) -> Condition:
+    """A gain over the baseline must be unlikely to be luck on this holdout."""
+    p = evaluation.baseline_p_value
+    passed = not math.isnan(p) and p <= max_p_value
+    shown = "undefined" if math.isnan(p) else f"{p:.3f}"
+    verb = "is within" if passed else "is above"
+    name = evaluation.gate_baseline.replace("_", " ")
+    return Condition(
+        name="significance",
+        passed=passed,
+        reason=(
+            f"the gain over the {name} baseline has p = {shown} (one-sided Diebold-Mariano "
+            f"test on per-date losses), which {verb} the allowed {max_p_value:g}"
+        ),
     )
 
 

@@ -28,7 +28,7 @@ class _Record(BaseModel):
 class Condition(_Record):
     """One gate condition: what it checked, whether it held, and a sentence saying so."""
 
-    name: str  # baseline, champion, directional_accuracy, backtest_edge
+    name: str  # baseline, significance, champion, directional_accuracy, backtest_edge
     passed: bool
     reason: str
 
@@ -40,6 +40,9 @@ class GateDecision(_Record):
     baseline: str  # the naive forecast the gate compared with (the strongest, for "best")
     min_improvement: float
     conditions: list[Condition]
+    # One-sided p-value of the gain over ``baseline`` (Diebold-Mariano); a gate condition only
+    # when the run config sets ``gate.max_p_value``.
+    p_value: float = math.nan
 
     @property
     def passed(self) -> bool:
@@ -114,6 +117,8 @@ class Verdict(_Record):
         put("champion_", self.champion.metrics if self.champion else None)
         for side, values in (self.backtest.stats if self.backtest else {}).items():
             put(f"backtest_{side}_", values)
+        if self.gate.p_value == self.gate.p_value:
+            out["gate_baseline_p_value"] = float(self.gate.p_value)
         out["holdout_rows"] = float(self.holdout.rows)
         out["gate_passed"] = 1.0 if self.gate.passed else 0.0
         return out

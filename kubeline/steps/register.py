@@ -41,7 +41,9 @@ class Registered:
         return asdict(self)
 
 
-def infra_check(uri: str, example: pd.DataFrame, expected: Any) -> InfraCheck:
+def infra_check(
+    uri: str, example: pd.DataFrame, expected: Any, feature_names: list[str]
+) -> InfraCheck:
     """Load ``uri`` as the server would and predict on ``example``; compare with ``expected``."""
     import numpy as np
 
@@ -50,7 +52,7 @@ def infra_check(uri: str, example: pd.DataFrame, expected: Any) -> InfraCheck:
     from kubeline.promotion import InfraCheck
 
     try:
-        got = model.predict(registry.load_model(uri), example)
+        got = model.predict(registry.load_model(uri), example, feature_names)
     except KubelineError as exc:
         return InfraCheck(False, f"infra check failed: {exc.message}")
     except Exception as exc:  # any failure to load or predict is exactly what this check is for
@@ -199,7 +201,7 @@ def run(
     )
     number = str(version.version)
     client.set_model_version_tag(name, number, Tag.RUN_ID, run_id)
-    infra = infra_check(registry.model_uri(name, number), example, expected)
+    infra = infra_check(registry.model_uri(name, number), example, expected, card.feature_names)
     now = registry.version_by_alias(client, name, registry.CHAMPION)
     decision = promotion.decide(verdict, infra, str(now.version) if now is not None else None)
     if decision.alias == registry.CHAMPION:

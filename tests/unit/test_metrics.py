@@ -239,3 +239,35 @@ def test_best_baseline_is_the_stronger_on_the_gate_metric() -> None:
     assert strongest_baseline(baselines, "rmse", "persistence") == "persistence"
     baselines["persistence"]["rmse"] = 0.5
     assert strongest_baseline(baselines, "rmse") == "persistence"
+
+
+def test_improvement_p_value_is_small_for_a_real_gain_and_large_for_none() -> None:
+    from kubeline.evaluate.metrics import improvement_p_value
+
+    rng = np.random.default_rng(0)
+    dates = np.repeat(np.arange(300), 2)
+    actual = rng.normal(0, 1, 600)
+    good = actual + rng.normal(0, 0.5, 600)
+    assert improvement_p_value(actual, good, np.zeros(600), dates, "rmse") < 0.001
+    assert improvement_p_value(actual, np.zeros(600), good, dates, "mae") > 0.999
+    same = improvement_p_value(actual, rng.normal(0, 1, 600), rng.normal(0, 1, 600), dates, "rmse")
+    assert 0.01 < same < 0.99
+    # Overlapping targets make the per-date gains come in runs; the Newey-West variance sees
+    # the runs, so the same mean gain is weaker evidence.
+    runs = np.repeat(rng.normal(0.2, 1.0, 60), 5)  # 300 dates, each gain repeated 5 times
+    y = np.zeros(300)
+    reference = np.sqrt(np.abs(runs) + 1.0)
+    model = np.sqrt(np.maximum(reference**2 - runs, 0.0))
+    days = np.arange(300)
+    assert improvement_p_value(y, model, reference, days, "rmse", lag=4) > 2 * (
+        improvement_p_value(y, model, reference, days, "rmse")
+    )
+
+
+def test_the_significance_condition_is_off_by_default_and_named_when_it_fails() -> None:
+    config = RunConfig.from_yaml_text("gate: {max_p_value: 0.05}")
+    frame = pd.concat([holdout_frame()] * 3, ignore_index=True)  # six dates only
+    ev = evaluate(HalfWrongModel(), frame, ["x"], config, target_kind="return")
+    decision = decide_gate(ev, config.gate)
+    assert [c.name for c in decision.conditions][:2] == ["baseline", "significance"]
+    assert "one-sided Diebold-Mariano" in decision.reasons[1]
