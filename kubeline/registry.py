@@ -190,14 +190,10 @@ def version_by_alias(client: MlflowClient, name: str, alias: str) -> Any | None:
         raise _registry_error(f"cannot read alias {alias!r} of {name!r}", exc) from exc
 
 
-def _history(client: MlflowClient, name: str) -> tuple[list[str], str | None]:
-    """The promotion history and the version the champion alias really points at.
-
-    The alias is the truth; the history tag only records it. When something else (the MLflow
-    UI, another tool) moved the alias, the history is brought up to date first.
-    """
+def _registered_model(client: MlflowClient, name: str) -> Any:
+    """The registered model (its tags and aliases); a missing one is an error saying so."""
     try:
-        model = client.get_registered_model(name)
+        return client.get_registered_model(name)
     except Exception as exc:
         if _missing(exc):
             raise RegistryError(
@@ -205,6 +201,15 @@ def _history(client: MlflowClient, name: str) -> tuple[list[str], str | None]:
                 hint="run the pipeline first (`kubeline run`), or pass --model NAME",
             ) from exc
         raise _registry_error(f"cannot read model {name!r}", exc) from exc
+
+
+def _history(client: MlflowClient, name: str) -> tuple[list[str], str | None]:
+    """The promotion history and the version the champion alias really points at.
+
+    The alias is the truth; the history tag only records it. When something else (the MLflow
+    UI, another tool) moved the alias, the history is brought up to date first.
+    """
+    model = _registered_model(client, name)
     stack = [v for v in (model.tags or {}).get(STACK_TAG, "").split(",") if v]
     current = version_by_alias(client, name, CHAMPION)
     champion = str(current.version) if current is not None else None
@@ -306,15 +311,7 @@ def versions(client: MlflowClient, name: str) -> list[VersionInfo]:
     Aliases come from the registered model: ``search_model_versions`` leaves them out on
     some stores (sqlite), where the champion would look like any other version.
     """
-    try:
-        model = client.get_registered_model(name)
-    except Exception as exc:
-        if _missing(exc):
-            raise RegistryError(
-                f"no registered model named {name!r}",
-                hint="run the pipeline first (`kubeline run`), or pass --model NAME",
-            ) from exc
-        raise _registry_error(f"cannot read model {name!r}", exc) from exc
+    model = _registered_model(client, name)
     aliases: dict[str, list[str]] = {}
     for alias, version in (model.aliases or {}).items():
         aliases.setdefault(str(version), []).append(alias)
