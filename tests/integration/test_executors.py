@@ -280,14 +280,3 @@ def test_models_shows_the_champion_gate_states_and_scores_after_promote_and_roll
     done = cli("rollback", "--model", NAME)
     assert "from version 2 to version 1" in done.stdout
     assert listed()["1"]["aliases"] == ["champion"] and listed()["2"]["aliases"] == []
-
-
-@pytest.mark.parametrize("command", [["models"], ["models", "--json"], ["rollback"]])
-def test_read_only_commands_on_a_fresh_folder_say_there_is_no_registry_and_create_none(
-    state: Path, command: list[str]
-) -> None:
-    done = CliRunner().invoke(app, command)
-    assert done.exit_code != 0
-    assert "there is no model registry yet" in done.output
-    assert "alembic" not in done.output and "Traceback" not in done.output
-    assert not (state / "mlflow.db").exists()
