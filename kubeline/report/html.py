@@ -65,7 +65,11 @@ def render_report(
         metric_rows=_metric_rows(verdict),
         columns=_columns(verdict),
         has_champion=verdict.champion is not None,
-        gate={"passed": verdict.gate.passed, "reasons": verdict.gate.reasons},
+        gate={
+            "passed": verdict.gate.passed,
+            "reasons": verdict.gate.reasons,
+            "evidence": _evidence(verdict),
+        },
         gate_metric=verdict.gate.metric,
         backtest=_backtest_rows(verdict),
         backtest_note=_backtest_note(verdict),
@@ -111,6 +115,9 @@ def markdown_summary(
         lines.append(f"_{verdict.backtest_note}_")
     lines += ["", f"**Gate: {'passed' if verdict.gate.passed else 'failed'}**"]
     lines += [f"- {reason}" for reason in verdict.gate.reasons]
+    evidence = _evidence(verdict)
+    if evidence:
+        lines += ["", f"_{evidence}_"]
     return "\n".join(lines) + "\n"
 
 
@@ -183,6 +190,18 @@ def _backtest_rows(verdict: Verdict) -> list[dict[str, str]]:
         for name in stats["strategy"]
         if name != "n_periods"
     ]
+
+
+def _evidence(verdict: Verdict) -> str | None:
+    """How likely the gain over the baseline is luck, said whether or not the gate requires it."""
+    p = verdict.gate.p_value
+    if math.isnan(p):
+        return None
+    return (
+        f"Chance of a gain this large over the {verdict.gate.baseline.replace('_', ' ')} "
+        f"baseline with no skill: p = {p:.3f} (one-sided Diebold-Mariano test on per-date "
+        "losses; the gate requires a level only with gate.max_p_value)."
+    )
 
 
 def _backtest_note(verdict: Verdict) -> str | None:

@@ -154,6 +154,7 @@ def test_report_shows_metrics_against_every_baseline_and_the_cv_table(images: di
     assert "learning_rate=0.1" in html and "alpha=1.0" in html
     assert "buy and hold" in html.lower()
     assert "turnover" in html and "5 bps per unit of position change" in html
+    assert f"p = {evaluation.baseline_p_value:.3f} (one-sided Diebold-Mariano" in html
 
 
 def test_report_escapes_lineage_and_shows_the_gate_decision(images: dict) -> None:
