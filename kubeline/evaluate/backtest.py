@@ -38,14 +38,6 @@ class BacktestResult:
     curve: pd.DataFrame  # date, strategy, buy_and_hold
     stats: dict[str, dict[str, float]]  # {"strategy": {...}, "buy_and_hold": {...}}
 
-    def flat_stats(self, prefix: str = "backtest_") -> dict[str, float]:
-        """Stats as one flat mapping, e.g. ``backtest_strategy_sharpe``, for metric logging."""
-        return {
-            f"{prefix}{side}_{name}": value
-            for side, values in self.stats.items()
-            for name, value in values.items()
-        }
-
 
 def infer_periods_per_year(dates: pd.Series | pd.DatetimeIndex | np.ndarray | list) -> int:
     """Bars per year from the median spacing of the distinct dates (daily 252, weekly 52...)."""
