@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +36,6 @@ class Registered:
     gate: str
     reason: str
     mlflow_run_id: str
-
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def infra_check(
@@ -77,6 +74,7 @@ def _params(config: RunConfig, card: ModelCard, gate_baseline: str) -> dict[str,
         "gate_baseline": gate_baseline,
         "gate_min_directional_accuracy": config.gate.min_directional_accuracy,
         "gate_min_backtest_edge": config.gate.min_backtest_edge,
+        "gate_max_p_value": config.gate.max_p_value,
         "backtest_cost_bps": config.backtest.cost_bps,
         "seed": config.seed,
         "tickers": ",".join(config.data.tickers or []) or "all",
