@@ -38,12 +38,14 @@ def evaluate(
             the config's gate.
 
     Returns:
-        metrics: Holdout metrics of the model and of every naive baseline.
+        metrics: Holdout metrics of the model and of every naive baseline (the same names as
+            the MLflow run's).
         report: An HTML report with plots and the backtest.
         summary: The verdict in Markdown.
-        evaluation: A folder with evaluation.json (the verdict), predictions and plots.
+        evaluation: A folder with evaluation.json (the verdict), predictions, the input
+            example and the PNG plots.
     """
-    from kubeline.lineage import of_run
+    from kubeline.lineage import DATA_HASH, of_run
     from kubeline.pod import require_cluster_settings
     from kubeline.steps import evaluate as step
 
@@ -59,12 +61,12 @@ def evaluate(
             pipeline_job_name,
             pipeline_run_id,
             git_revision,
-            data_hash=table.metadata.get("data_hash", ""),
+            data_hash=table.metadata.get(DATA_HASH, ""),
         ),
         report=report.path,
         summary=summary.path,
         out=evaluation.path,
     )
-    evaluation.metadata.update(result["metadata"])
-    for name, value in result["metrics"].items():
+    evaluation.metadata.update(result.metadata)
+    for name, value in result.metrics.items():
         metrics.log_metric(name, value)

@@ -14,6 +14,7 @@ def features(snapshot: Input[Dataset], config: str, table: Output[Dataset]):
     Returns:
         table: Parquet with ticker, date, features, naive-baseline columns and the target.
     """
+    from kubeline.lineage import DATA_HASH
     from kubeline.pod import require_cluster_settings
     from kubeline.steps import features as step
 
@@ -23,6 +24,6 @@ def features(snapshot: Input[Dataset], config: str, table: Output[Dataset]):
             snapshot=snapshot.path,
             config=config,
             out=table.path,
-            data_hash=snapshot.metadata.get("content_hash", ""),
+            data_hash=snapshot.metadata.get(DATA_HASH, ""),
         )
     )

@@ -70,4 +70,4 @@ def register(
         lineage=of_run(pipeline_name, pipeline_job_name, pipeline_run_id, git_revision),
     )
     fields = ["model_name", "model_version", "alias", "reason", "mlflow_run_id"]
-    return namedtuple("Registration", fields)(*(out[f] for f in fields))
+    return namedtuple("Registration", fields)(*(getattr(out, f) for f in fields))

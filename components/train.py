@@ -12,8 +12,8 @@ def train(table: Input[Dataset], config: str, model: Output[Model], cv_metrics: 
             candidates, grids.
 
     Returns:
-        model: The fitted scikit-learn pipeline (skops) with its feature list and holdout
-            boundary.
+        model: The fitted scikit-learn pipeline (skops) with its card: feature list, holdout
+            boundary, training-window target mean.
         cv_metrics: Each candidate's cross-validated score.
     """
     from kubeline.pod import require_cluster_settings
@@ -21,6 +21,6 @@ def train(table: Input[Dataset], config: str, model: Output[Model], cv_metrics: 
 
     require_cluster_settings()
     result = step.run(table=table.path, config=config, out=model.path)
-    model.metadata.update(result["metadata"])
-    for name, value in result["metrics"].items():
+    model.metadata.update(result.metadata)
+    for name, value in result.metrics.items():
         cv_metrics.log_metric(name, value)

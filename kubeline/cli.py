@@ -117,7 +117,7 @@ def validate(
     console.print(
         f"[green]ok[/]: {summary['rows']:,} rows, {summary['tickers']} tickers, "
         f"{summary['first_date']} to {summary['last_date']}, "
-        f"{len(result.warnings)} warnings; content hash {summary['content_hash']}",
+        f"{len(result.warnings)} warnings; data hash {summary['data_hash']}",
         highlight=False,
     )
 
@@ -264,7 +264,7 @@ def _run_pipeline(
 
 def _print_outcome(result: Any) -> None:
     """The registered model, its alias, the headline metrics, and where to look next."""
-    from kubeline.steps.evaluate import read_headline
+    from kubeline.evaluate.verdict import Verdict
 
     settings = _settings()
     out = result.outputs
@@ -279,7 +279,7 @@ def _print_outcome(result: Any) -> None:
     console.print(f"  {escape(str(out.get('reason', '')))}", highlight=False)
     evaluation = result.artifact("evaluate", "evaluation")
     if evaluation is not None:
-        console.print(f"  {read_headline(evaluation)}", highlight=False)
+        console.print(f"  {escape(Verdict.read(evaluation).headline())}", highlight=False)
     # Paths and the command stay whole lines (soft_wrap): in a non-terminal rich would break them
     # at 80 columns, and a command cut in two cannot be pasted.
     if result.report_path is not None:
@@ -362,7 +362,7 @@ def promote(
 
     settings = _settings()
     name = model or settings.model_name
-    registry.promote(registry.connect(settings), name, version, reason)
+    registry.promote(registry.connect(settings, create=False), name, version, reason)
     console.print(f"{name} version {version} is now [bold green]champion[/]")
 
 
@@ -374,7 +374,7 @@ def rollback(model: ModelOption = None) -> None:
 
     settings = _settings()
     name = model or settings.model_name
-    current, previous = registry.rollback(registry.connect(settings), name)
+    current, previous = registry.rollback(registry.connect(settings, create=False), name)
     console.print(f"{name}: champion moved back from version {current} to version {previous}")
 
 
@@ -384,30 +384,45 @@ def models(
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List a registered model's versions with their aliases and lineage."""
+    """List a registered model's versions: aliases, gate state, scores against naive forecasts."""
     from rich.table import Table
 
     from kubeline import registry
+    from kubeline.lineage import DATA_HASH, tag
 
     settings = _settings()
     name = model or settings.model_name
-    found = registry.versions(registry.connect(settings), name)
+    found = registry.versions(registry.connect(settings, create=False), name)
     if as_json:
         print(json.dumps([v.as_dict() for v in found], indent=2))
         return
     table = Table(title=f"{name}")
-    for column in ("version", "aliases", "created", "gate", "pipeline run", "data hash"):
+    for column in ("version", "aliases", "created", "gate", "scores", "pipeline run", "data hash"):
         table.add_column(column)
     for v in found:
         table.add_row(
             v.version,
             ", ".join(v.aliases),
             v.created,
-            v.tags.get("kubeline.gate", ""),
-            v.tags.get("kubeline.pipeline_run_id", "")[:12],
-            v.tags.get("kubeline.data_hash", "")[:19],
+            v.gate,
+            _scores(v.scores),
+            v.tags.get(tag("pipeline_run_id"), "")[:12],
+            v.tags.get(tag(DATA_HASH), "")[:19],
         )
     console.print(table)
+
+
+def _scores(scores: dict[str, Any]) -> str:
+    """``rmse: model 0.0121 · constant 0.0120 · ...``: the model and every naive forecast."""
+    if not scores:
+        return ""
+    metric = scores.get("metric", "")
+    values = [
+        f"{k.replace('_', ' ')} {v:.4g}"
+        for k, v in scores.items()
+        if k != "metric" and isinstance(v, int | float)
+    ]
+    return f"{metric}: " + " · ".join(values)
 
 
 @app.command("config")

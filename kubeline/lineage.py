@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-KEYS = ("pipeline_name", "pipeline_run_id", "git_revision", "data_hash")
+# Every kubeline tag on an MLflow run or model version starts with this.
+TAG_PREFIX = "kubeline."
+# The content hash of the clean snapshot: one name in artifact metadata, lineage and tags.
+DATA_HASH = "data_hash"
+KEYS = ("pipeline_name", "pipeline_run_id", "git_revision", DATA_HASH)
 
 
 def git_revision(start: Path | None = None) -> str:
@@ -51,10 +55,15 @@ def of_run(
         "pipeline_job_name": pipeline_job_name,
         "pipeline_run_id": pipeline_run_id,
         "git_revision": git_revision,
-        "data_hash": data_hash,
+        DATA_HASH: data_hash,
     }
+
+
+def tag(key: str) -> str:
+    """The MLflow tag key of a lineage (or other kubeline) field: ``kubeline.<key>``."""
+    return f"{TAG_PREFIX}{key}"
 
 
 def tags(lineage: dict[str, str]) -> dict[str, str]:
     """Lineage as MLflow tags (``kubeline.<key>``); empty values are left out."""
-    return {f"kubeline.{k}": str(v) for k, v in lineage.items() if v not in (None, "")}
+    return {tag(k): str(v) for k, v in lineage.items() if v not in (None, "")}

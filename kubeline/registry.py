@@ -3,25 +3,63 @@
 Aliases replace stages (MLflow 3): ``champion`` is the version that serves, ``challenger`` the
 newest version that did not pass the gate. Promotion history is kept as a stack in a registered
 model tag, so ``rollback`` returns to the previous champion; no version is ever deleted.
+
+The tag keys kubeline writes and the gate states a version can be in are defined here, once.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from kubeline.errors import RegistryError
+from kubeline.lineage import TAG_PREFIX, tag
 
 if TYPE_CHECKING:
-    import pandas as pd
     from mlflow import MlflowClient
 
     from kubeline.settings import Settings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-STACK_TAG = "kubeline.champion_stack"
+
+
+class GateState(StrEnum):
+    """Where a model version stands (its ``kubeline.gate`` tag).
+
+    ``pending`` from the moment it exists (a crash halfway is visible), then ``passed``
+    (champion), ``failed`` (challenger: it works but did not pass the gate) or ``rejected``
+    (no alias: it failed the infra check and must not be served).
+    """
+
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class Tag:
+    """Tag keys on registered models, model versions and runs."""
+
+    CHAMPION_STACK = tag("champion_stack")  # registered model: the promotion history
+    GATE = tag("gate")  # a GateState
+    GATE_REASON = tag("gate_reason")
+    PROMOTED_AT = tag("promoted_at")
+    PROMOTION_REASON = tag("promotion_reason")
+    ROLLED_BACK_AT = tag("rolled_back_at")
+    RUN_ID = tag("run_id")
+    MODEL_NAME = tag("model_name")
+    MODEL_VERSION = tag("model_version")  # on the run
+    ALIAS = tag("alias")  # on the run
+    TRAIN_END = tag("train_end")
+    FEATURES = tag("features")
+    CANDIDATE = tag("candidate")
+    SCORES = tag("scores")  # JSON: the gate metric of the model and of each naive forecast
+
+
+STACK_TAG = Tag.CHAMPION_STACK
 
 
 def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
@@ -49,10 +87,16 @@ def check_reachable(settings: Settings, timeout: float = 5.0) -> None:
     )
 
 
-def connect(settings: Settings) -> MlflowClient:
-    """Point the mlflow module at the configured tracking server or store and return a client."""
+def connect(settings: Settings, *, create: bool = True) -> MlflowClient:
+    """Point the mlflow module at the configured tracking server or store and return a client.
+
+    With ``create=False`` (read-only commands) a local store that does not exist yet is an
+    error saying so, instead of an empty store made (with MLflow's migration lines) to be read.
+    """
     import os
 
+    if not create:
+        _check_store_exists(settings)
     check_reachable(settings)
     # Bounded retries: a server that goes away mid-run fails the step in seconds, not minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
@@ -72,6 +116,24 @@ def connect(settings: Settings) -> MlflowClient:
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     return mlflow.MlflowClient(settings.tracking_uri, settings.tracking_uri)
+
+
+def _check_store_exists(settings: Settings) -> None:
+    uri = settings.tracking_uri
+    if not uri.startswith("sqlite:"):
+        return
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if database and database != ":memory:":
+        from pathlib import Path
+
+        if not Path(database).exists():
+            raise RegistryError(
+                f"there is no model registry yet: {database} does not exist",
+                hint="train a model first (`kubeline run --data PATH` or `kubeline demo`), "
+                "or point KUBELINE_STATE_DIR / KUBELINE_MLFLOW_TRACKING_URI at an existing one",
+            )
 
 
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
@@ -94,20 +156,16 @@ def _registry_error(what: str, exc: Exception) -> RegistryError:
 
 
 def load_model(model_uri: str) -> Any:
-    """Load a registered model the way the server does (scikit-learn flavor, skops format)."""
+    """Load a registered model the way the server does (scikit-learn flavor, skops format).
+
+    Predict with ``kubeline.model.predict``, which picks the model's input columns.
+    """
     import mlflow.sklearn
 
     try:
         return mlflow.sklearn.load_model(model_uri)
     except Exception as exc:
         raise _registry_error(f"cannot load model {model_uri}", exc) from exc
-
-
-def predict(model: Any, frame: pd.DataFrame) -> Any:
-    """Predict with a loaded model on a frame holding (at least) the model's input columns."""
-    from kubeline.evaluate import input_columns
-
-    return model.predict(frame[input_columns(model, frame)])
 
 
 def model_uri(name: str, version: str | int) -> str:
@@ -132,14 +190,10 @@ def version_by_alias(client: MlflowClient, name: str, alias: str) -> Any | None:
         raise _registry_error(f"cannot read alias {alias!r} of {name!r}", exc) from exc
 
 
-def _history(client: MlflowClient, name: str) -> tuple[list[str], str | None]:
-    """The promotion history and the version the champion alias really points at.
-
-    The alias is the truth; the history tag only records it. When something else (the MLflow
-    UI, another tool) moved the alias, the history is brought up to date first.
-    """
+def _registered_model(client: MlflowClient, name: str) -> Any:
+    """The registered model (its tags and aliases); a missing one is an error saying so."""
     try:
-        model = client.get_registered_model(name)
+        return client.get_registered_model(name)
     except Exception as exc:
         if _missing(exc):
             raise RegistryError(
@@ -147,6 +201,15 @@ def _history(client: MlflowClient, name: str) -> tuple[list[str], str | None]:
                 hint="run the pipeline first (`kubeline run`), or pass --model NAME",
             ) from exc
         raise _registry_error(f"cannot read model {name!r}", exc) from exc
+
+
+def _history(client: MlflowClient, name: str) -> tuple[list[str], str | None]:
+    """The promotion history and the version the champion alias really points at.
+
+    The alias is the truth; the history tag only records it. When something else (the MLflow
+    UI, another tool) moved the alias, the history is brought up to date first.
+    """
+    model = _registered_model(client, name)
     stack = [v for v in (model.tags or {}).get(STACK_TAG, "").split(",") if v]
     current = version_by_alias(client, name, CHAMPION)
     champion = str(current.version) if current is not None else None
@@ -176,8 +239,8 @@ def promote(client: MlflowClient, name: str, version: str | int, reason: str) ->
         return
     client.set_registered_model_alias(name, CHAMPION, version)
     client.set_registered_model_tag(name, STACK_TAG, ",".join([*stack, version]))
-    client.set_model_version_tag(name, version, "kubeline.promoted_at", _now())
-    client.set_model_version_tag(name, version, "kubeline.promotion_reason", reason)
+    client.set_model_version_tag(name, version, Tag.PROMOTED_AT, _now())
+    client.set_model_version_tag(name, version, Tag.PROMOTION_REASON, reason)
     challenger = version_by_alias(client, name, CHALLENGER)
     if challenger is not None and str(challenger.version) == version:
         client.delete_registered_model_alias(name, CHALLENGER)
@@ -195,28 +258,47 @@ def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
     current, previous = stack[-1], stack[-2]
     client.set_registered_model_alias(name, CHAMPION, previous)
     client.set_registered_model_tag(name, STACK_TAG, ",".join(stack[:-1]))
-    client.set_model_version_tag(name, current, "kubeline.rolled_back_at", _now())
+    client.set_model_version_tag(name, current, Tag.ROLLED_BACK_AT, _now())
     return current, previous
 
 
 def mark_challenger(client: MlflowClient, name: str, version: str | int, reason: str) -> None:
     """Give ``version`` the challenger alias and record why it was not promoted."""
     client.set_registered_model_alias(name, CHALLENGER, str(version))
-    client.set_model_version_tag(name, str(version), "kubeline.gate_reason", reason)
+    client.set_model_version_tag(name, str(version), Tag.GATE_REASON, reason)
 
 
 @dataclass(frozen=True)
 class VersionInfo:
+    """One model version as ``kubeline models`` shows it."""
+
     version: str
     aliases: list[str]
     run_id: str | None
     created: str
     tags: dict[str, str]
 
+    @property
+    def gate(self) -> str:
+        return self.tags.get(Tag.GATE, "")
+
+    @property
+    def scores(self) -> dict[str, Any]:
+        """The gate metric and its value for the model and each naive forecast ({} if unknown)."""
+        import json
+
+        try:
+            found = json.loads(self.tags.get(Tag.SCORES, "{}"))
+        except json.JSONDecodeError:
+            return {}
+        return found if isinstance(found, dict) else {}
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "aliases": self.aliases,
+            "gate": self.gate,
+            "scores": self.scores,
             "run_id": self.run_id,
             "created": self.created,
             "tags": self.tags,
@@ -224,19 +306,23 @@ class VersionInfo:
 
 
 def versions(client: MlflowClient, name: str) -> list[VersionInfo]:
-    """Every version of a registered model, newest first, with its aliases and kubeline tags."""
+    """Every version of a registered model, newest first, with its aliases and kubeline tags.
+
+    Aliases come from the registered model: ``search_model_versions`` leaves them out on
+    some stores (sqlite), where the champion would look like any other version.
+    """
+    model = _registered_model(client, name)
+    aliases: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        aliases.setdefault(str(version), []).append(alias)
     try:
         found = client.search_model_versions(f"name = '{name}'")
     except Exception as exc:
         raise _registry_error(f"cannot list versions of {name!r}", exc) from exc
-    if not found:
-        raise RegistryError(
-            f"no registered model named {name!r}",
-            hint="run the pipeline first (`kubeline run`), or pass --model NAME",
-        )
     out = []
     for mv in sorted(found, key=lambda m: int(m.version), reverse=True):
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(mv.creation_timestamp / 1000))
-        tags = {k: v for k, v in (mv.tags or {}).items() if k.startswith("kubeline.")}
-        out.append(VersionInfo(str(mv.version), list(mv.aliases or []), mv.run_id, created, tags))
+        tags = {k: v for k, v in (mv.tags or {}).items() if k.startswith(TAG_PREFIX)}
+        number = str(mv.version)
+        out.append(VersionInfo(number, sorted(aliases.get(number, [])), mv.run_id, created, tags))
     return out

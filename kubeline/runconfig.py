@@ -33,7 +33,7 @@ TargetName = Literal["next_return", "next_log_return", "next_volume"]
 TargetKind = Literal["return", "log_return", "level"]
 MetricName = Literal["rmse", "mae", "r2", "directional_accuracy"]
 BuiltinModel = Literal["ridge", "poly2", "random_forest", "hist_gbm"]
-BaselineName = Literal["best", "persistence", "moving_average"]
+BaselineName = Literal["best", "constant", "persistence", "moving_average"]
 
 TARGET_KINDS: dict[str, TargetKind] = {
     "next_return": "return",
@@ -223,15 +223,30 @@ class GateConfig(_Strict):
 
     metric: MetricName = "rmse"
     min_improvement: float = Field(default=0.0, ge=0.0)
-    # "best": the stronger naive forecast on the gate metric, so the gate never picks a straw man.
+    # "best": the strongest naive forecast on the gate metric, so the gate never picks a straw man.
     baseline: BaselineName = "best"
+    min_directional_accuracy: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Also require this holdout hit rate (0.52)."
+    )
+    min_backtest_edge: float | None = Field(
+        default=None,
+        description="Also require the backtest's Sharpe to beat buy-and-hold's by this much.",
+    )
+    max_p_value: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Also require the gain over the baseline to be significant at this level "
+        "(one-sided Diebold-Mariano test on per-date losses), e.g. 0.05.",
+    )
 
 
 class BacktestConfig(_Strict):
     """The long-or-flat trading simulation on holdout predictions (return targets only)."""
 
     enabled: bool = True
-    cost_bps: float = Field(default=0.0, ge=0.0)
+    # Charged per unit of position change, so a strategy that trades every day is not free.
+    cost_bps: float = Field(default=5.0, ge=0.0, description="Cost per position change, in bps.")
 
 
 class RunConfig(_Strict):

@@ -17,13 +17,12 @@ from kubeline.candidates import CandidateSpec, build_candidates
 from kubeline.data.schema import DATE, DIRECTION_REF, TARGET, TICKER
 from kubeline.errors import TrainingError
 from kubeline.evaluate.metrics import METRICS, better, regression_metrics
+from kubeline.model import check_feature_names
 from kubeline.runconfig import RunConfig
 from kubeline.splits import Fold, holdout_split, walk_forward_folds
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
-
-_NOT_FEATURES = frozenset({TICKER, DATE, TARGET})
 
 
 @dataclass
@@ -43,18 +42,19 @@ class TrainResult:
     holdout_dates: tuple[pd.Timestamp, pd.Timestamp]
     holdout: pd.DataFrame = field(repr=False)
     n_dropped_rows: int = 0  # rows with a missing feature or target (warm-up, latest rows)
+    train_target_mean: float = float("nan")
 
     def summary(self) -> dict[str, Any]:
-        """JSON-friendly facts about the run, for run parameters, tags and reports."""
+        """JSON-friendly facts about the run (the fields of ``kubeline.model.ModelCard``)."""
         best = self.cv_results.loc[self.cv_results["selected"]].iloc[0]
         return {
             "candidate": self.candidate,
             "params": dict(self.params),
             "selection_metric": self.selection_metric,
-            f"cv_{self.selection_metric}": float(best[f"mean_{self.selection_metric}"]),
+            "cv_score": float(best[f"mean_{self.selection_metric}"]),
             "target_kind": self.target_kind,
-            "n_features": len(self.feature_names),
             "feature_names": list(self.feature_names),
+            "train_target_mean": self.train_target_mean,
             "n_train_rows": self.n_train_rows,
             "n_holdout_rows": self.n_holdout_rows,
             "n_dropped_rows": self.n_dropped_rows,
@@ -117,6 +117,7 @@ def train(frame: pd.DataFrame, config: RunConfig, *, feature_names: list[str]) -
         holdout_dates=(holdout_dates.min(), holdout_dates.max()),
         holdout=holdout,
         n_dropped_rows=n_dropped,
+        train_target_mean=float(np.mean(y)),
     )
 
 
@@ -127,15 +128,7 @@ def usable_rows(
 
     Returns the rows and how many were dropped for a missing or non-finite value.
     """
-    if not feature_names:
-        raise TrainingError("no feature columns given to train on")
-    bad = sorted(n for n in feature_names if n in _NOT_FEATURES or n.startswith("_"))
-    if bad:
-        raise TrainingError(
-            f"{', '.join(bad)} cannot be model inputs: keys, the target and '_' helper columns "
-            "are never features",
-            hint="remove them from the run config's features list",
-        )
+    check_feature_names(feature_names)
     missing = [c for c in (TICKER, DATE, *feature_names, TARGET) if c not in frame.columns]
     if missing:
         raise TrainingError(

@@ -1,15 +1,16 @@
 """Score a trained model on the holdout against naive baselines, backtest it, gate it.
 
-``evaluate`` gathers everything the registry, the reports and the KFP Metrics artifact need;
-``compare`` is the single rule for "is A better than B by enough", used for the gate against
-the naive baseline and against the current champion.
+``evaluate`` gathers everything the verdict, the reports and the metrics need; ``compare`` is
+the single rule for "is A better than B by enough", used for the gate against the strongest
+naive forecast and against the current champion; ``decide_gate`` adds the optional conditions
+(directional accuracy, backtest edge) and says which one failed.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,72 +23,55 @@ from kubeline.evaluate.backtest import (
     backtest,
     infer_periods_per_year,
 )
-from kubeline.evaluate.baseline import BASELINE_COLUMNS, naive_predictions
-from kubeline.evaluate.metrics import METRICS, better, regression_metrics
+from kubeline.evaluate.baseline import (
+    BASELINE_COLUMNS,
+    BASELINES,
+    constant_value,
+    naive_predictions,
+)
+from kubeline.evaluate.metrics import METRICS, better, improvement_p_value, regression_metrics
+from kubeline.evaluate.verdict import (
+    BacktestSummary,
+    Champion,
+    Condition,
+    GateDecision,
+    Holdout,
+    Verdict,
+)
+from kubeline.model import predict
 from kubeline.runconfig import RunConfig
+
+if TYPE_CHECKING:
+    from kubeline.model import ModelCard
+    from kubeline.runconfig import GateConfig
 
 __all__ = [
     "Evaluation",
-    "GateDecision",
     "compare",
     "decide_gate",
     "evaluate",
     "score_model",
+    "to_verdict",
 ]
 
 
 @dataclass
-class GateDecision:
-    """Whether the candidate may become champion, with one readable reason per comparison."""
-
-    passed: bool
-    reasons: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form for tags and reports."""
-        return {"passed": self.passed, "reasons": list(self.reasons)}
-
-
-@dataclass
 class Evaluation:
-    """Holdout metrics of the model and of the naive baselines, the backtest, the predictions."""
+    """Holdout metrics of the model and of every naive forecast, the backtest, the predictions."""
 
     metrics: dict[str, float]
-    baselines: dict[str, dict[str, float]]  # {"persistence": {...}, "moving_average": {...}}
+    baselines: dict[str, dict[str, float]]  # {"constant": {...}, "persistence": {...}, ...}
+    gate_baseline: str  # the baseline the gate compares with
     backtest: BacktestResult | None
     backtest_note: str | None  # why there is no backtest, when there is none
     predictions: pd.DataFrame = field(repr=False)  # date, ticker, actual, prediction, naive
-    gate_inputs: dict[str, Any] = field(default_factory=dict)
     target_kind: str = "return"
     n_rows: int = 0
     n_dropped_rows: int = 0  # holdout rows without a naive forecast, left out of every score
     champion: dict[str, float] | None = None  # the current champion's metrics on the same rows
-
-    def to_metrics(self) -> dict[str, float]:
-        """One flat mapping of every number, e.g. ``rmse``, ``persistence_rmse``, backtest stats."""
-        flat = dict(self.metrics)
-        for name, values in self.baselines.items():
-            flat.update({f"{name}_{k}": v for k, v in values.items()})
-        if self.backtest is not None:
-            flat.update(self.backtest.flat_stats())
-        flat["n_holdout_rows"] = float(self.n_rows)
-        return flat
-
-
-def input_columns(
-    model: Any, frame: pd.DataFrame, feature_names: list[str] | None = None
-) -> list[str]:
-    """The columns a fitted model reads (``feature_names_in_`` unless given), all in ``frame``."""
-    names = list(feature_names or getattr(model, "feature_names_in_", []))
-    if not names:
-        raise ConfigError("cannot tell which columns the model reads; pass feature_names")
-    missing = [n for n in names if n not in frame.columns]
-    if missing:
-        raise ConfigError(
-            f"the frame lacks feature(s) {', '.join(missing)} the model was trained on",
-            hint="score models trained on different features on frames that carry both sets",
-        )
-    return names
+    cost_bps: float = 0.0
+    # How likely the model's gain over the gate baseline is luck (one-sided Diebold-Mariano).
+    baseline_p_value: float = math.nan
 
 
 def score_model(
@@ -97,8 +81,9 @@ def score_model(
 
     Without ``feature_names`` the model's own ``feature_names_in_`` are used.
     """
-    pred = model.predict(frame[input_columns(model, frame, feature_names)])
-    return regression_metrics(frame[TARGET], pred, _direction_ref(frame))
+    return regression_metrics(
+        frame[TARGET], predict(model, frame, feature_names), _direction_ref(frame)
+    )
 
 
 def evaluate(
@@ -108,26 +93,27 @@ def evaluate(
     config: RunConfig,
     *,
     target_kind: str,
+    train_mean: float = math.nan,
     champion: Any = None,
 ) -> Evaluation:
-    """Score the model, both naive baselines and the champion (if given) on the same rows.
+    """Score the model, every naive forecast and the champion (if given) on the same rows.
 
     Rows without a naive forecast are left out of every score, so all comparisons are like for
-    like; the model is backtested on those rows too.
+    like; the model is backtested on those rows too. ``train_mean`` is the training window's
+    mean target, the constant forecast of a level target.
     """
     naive_cols = list(BASELINE_COLUMNS.values())
     present = [c for c in naive_cols if c in holdout.columns]
     known = np.isfinite(holdout[[TARGET, *present]].to_numpy(dtype=float)).all(axis=1)
     rows = holdout.loc[known].reset_index(drop=True)
     # Every score uses the same rows, so model and baselines are compared like for like.
-    prediction = np.asarray(model.predict(rows[feature_names]), dtype=float)
+    prediction = predict(model, rows, feature_names)
     actual = rows[TARGET].to_numpy(dtype=float)
     ref = _direction_ref(rows, target_kind)
     metrics = regression_metrics(actual, prediction, ref)
-    baselines = {
-        kind: regression_metrics(actual, naive_predictions(rows, kind), ref)
-        for kind in BASELINE_COLUMNS
-    }
+    constant = constant_value(target_kind, train_mean)
+    forecasts = {kind: naive_predictions(rows, kind, constant) for kind in BASELINES}
+    baselines = {kind: regression_metrics(actual, f, ref) for kind, f in forecasts.items()}
     gate_baseline = strongest_baseline(baselines, config.gate.metric, config.gate.baseline)
     predictions = pd.DataFrame(
         {
@@ -135,27 +121,32 @@ def evaluate(
             TICKER: rows[TICKER].to_numpy(),
             "actual": actual,
             "prediction": prediction,
-            "naive": naive_predictions(rows, gate_baseline),
+            "naive": forecasts[gate_baseline],
         }
     )
     result, note = _backtest(predictions, config, target_kind)
+    p_value = improvement_p_value(
+        actual,
+        prediction,
+        forecasts[gate_baseline],
+        predictions[DATE].to_numpy(),
+        config.gate.metric,
+        direction_ref=ref,
+        lag=config.horizon - 1,
+    )
     return Evaluation(
         metrics=metrics,
         baselines=baselines,
+        gate_baseline=gate_baseline,
         backtest=result,
         backtest_note=note,
         predictions=predictions,
-        gate_inputs={
-            "metric": config.gate.metric,
-            "min_improvement": config.gate.min_improvement,
-            "baseline": gate_baseline,
-            "candidate": dict(metrics),
-            "reference": dict(baselines[gate_baseline]),
-        },
         target_kind=target_kind,
         n_rows=len(rows),
         n_dropped_rows=int((~known).sum()),
         champion=None if champion is None else score_model(champion, rows),
+        cost_bps=config.backtest.cost_bps,
+        baseline_p_value=p_value,
     )
 
 
@@ -208,26 +199,102 @@ def compare(
     )
 
 
-def decide_gate(evaluation: Evaluation, champion: dict[str, float] | None = None) -> GateDecision:
-    """Pass when the model beats the configured naive baseline and, if any, the champion."""
-    inputs = evaluation.gate_inputs
-    metric, margin = inputs["metric"], inputs["min_improvement"]
-    checks = [
-        compare(
-            inputs["candidate"],
-            inputs["reference"],
-            metric,
-            margin,
-            reference_name=f"the {inputs['baseline']} baseline",
-        )
-    ]
-    if champion is not None:
-        checks.append(
-            compare(inputs["candidate"], champion, metric, margin, reference_name="the champion")
-        )
+def decide_gate(
+    evaluation: Evaluation,
+    gate: GateConfig,
+    champion: dict[str, float] | None = None,
+    champion_note: str | None = None,
+) -> GateDecision:
+    """Pass when the model beats the strongest naive forecast, the champion (if any) and the
+    optional directional-accuracy and backtest-edge floors; each condition says why.
+
+    ``champion_note`` says why there is a champion that could not be compared: a champion we
+    cannot compare with is not one we may silently replace.
+    """
+    metric, margin = gate.metric, gate.min_improvement
+    candidate = evaluation.metrics
+    baseline = evaluation.gate_baseline
+    passed, reason = compare(
+        candidate,
+        evaluation.baselines[baseline],
+        metric,
+        margin,
+        reference_name=f"the {baseline.replace('_', ' ')} baseline",
+    )
+    conditions = [Condition(name="baseline", passed=passed, reason=reason)]
+    if gate.max_p_value is not None:
+        conditions.append(_significance(evaluation, gate.max_p_value))
+    if champion_note is not None:
+        reason = f"{champion_note}; promote by hand with `kubeline promote`"
+        conditions.append(Condition(name="champion", passed=False, reason=reason))
+    elif champion is not None:
+        passed, reason = compare(candidate, champion, metric, margin, reference_name="the champion")
+        conditions.append(Condition(name="champion", passed=passed, reason=reason))
     else:
-        checks.append((True, "no current champion to beat"))
-    return GateDecision(passed=all(p for p, _ in checks), reasons=[r for _, r in checks])
+        conditions.append(
+            Condition(name="champion", passed=True, reason="no current champion to beat")
+        )
+    if gate.min_directional_accuracy is not None:
+        conditions.append(_directional_floor(candidate, gate.min_directional_accuracy))
+    if gate.min_backtest_edge is not None:
+        conditions.append(_backtest_edge(evaluation, gate.min_backtest_edge))
+    return GateDecision(
+        metric=metric,
+        baseline=baseline,
+        min_improvement=margin,
+        conditions=conditions,
+        p_value=evaluation.baseline_p_value,
+    )
+
+
+def _significance(evaluation: Evaluation, max_p_value: float) -> Condition:
+    """A gain over the baseline must be unlikely to be luck on this holdout."""
+    p = evaluation.baseline_p_value
+    passed = not math.isnan(p) and p <= max_p_value
+    shown = "undefined" if math.isnan(p) else f"{p:.3f}"
+    verb = "is within" if passed else "is above"
+    name = evaluation.gate_baseline.replace("_", " ")
+    return Condition(
+        name="significance",
+        passed=passed,
+        reason=(
+            f"the gain over the {name} baseline has p = {shown} (one-sided Diebold-Mariano "
+            f"test on per-date losses), which {verb} the allowed {max_p_value:g}"
+        ),
+    )
+
+
+def _directional_floor(metrics: dict[str, float], floor: float) -> Condition:
+    hit = float(metrics.get("directional_accuracy", math.nan))
+    passed = not math.isnan(hit) and hit >= floor
+    shown = "undefined" if math.isnan(hit) else f"{hit:.1%}"
+    verb = "reaches" if passed else "is below"
+    return Condition(
+        name="directional_accuracy",
+        passed=passed,
+        reason=f"directional accuracy {shown} {verb} the required {floor:.1%}",
+    )
+
+
+def _backtest_edge(evaluation: Evaluation, floor: float) -> Condition:
+    """The strategy's Sharpe (after costs) minus buy-and-hold's must be at least ``floor``."""
+    if evaluation.backtest is None:
+        why = evaluation.backtest_note or "no backtest"
+        return Condition(
+            name="backtest_edge", passed=False, reason=f"a backtest edge is required but {why}"
+        )
+    stats = evaluation.backtest.stats
+    edge = stats["strategy"]["sharpe"] - stats["buy_and_hold"]["sharpe"]
+    passed = edge >= floor
+    verb = "reaches" if passed else "is below"
+    return Condition(
+        name="backtest_edge",
+        passed=passed,
+        reason=(
+            f"backtest Sharpe edge over buy-and-hold {edge:+.2f} (after "
+            f"{evaluation.cost_bps:g} bps costs) {verb} the required {floor:+.2f}"
+        ),
+    )
 
 
 def _direction_ref(rows: pd.DataFrame, target_kind: str = "return") -> np.ndarray | None:
@@ -262,3 +329,44 @@ def _backtest(
         cost_bps=config.backtest.cost_bps,
     )
     return result, None
+
+
+def to_verdict(
+    evaluation: Evaluation,
+    gate: GateDecision,
+    card: ModelCard,
+    *,
+    model_name: str,
+    question: dict[str, str],
+    champion: Champion | None = None,
+    lineage: dict[str, str] | None = None,
+) -> Verdict:
+    """The typed verdict of an evaluation and its gate decision, as register and reports read it."""
+    if champion is not None and evaluation.champion is not None:
+        champion = champion.model_copy(update={"metrics": dict(evaluation.champion)})
+    backtest = (
+        None
+        if evaluation.backtest is None
+        else BacktestSummary(cost_bps=evaluation.cost_bps, stats=evaluation.backtest.stats)
+    )
+    dates = evaluation.predictions[DATE]
+    return Verdict(
+        model_name=model_name,
+        question=question,
+        candidate=card.candidate,
+        params=card.params,
+        target=card.target,
+        metrics=evaluation.metrics,
+        baselines=evaluation.baselines,
+        champion=champion,
+        backtest=backtest,
+        backtest_note=evaluation.backtest_note,
+        gate=gate,
+        holdout=Holdout(
+            start=card.holdout_start if dates.empty else str(dates.min().date()),
+            end=card.holdout_end if dates.empty else str(dates.max().date()),
+            rows=evaluation.n_rows,
+            dropped_rows=evaluation.n_dropped_rows,
+        ),
+        lineage={k: str(v) for k, v in (lineage or {}).items()},
+    )

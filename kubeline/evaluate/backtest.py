@@ -20,7 +20,14 @@ LEVEL_TARGET_NOTE = (
     "does not say whether to hold the stock"
 )
 
-STAT_NAMES = ("cumulative_return", "sharpe", "max_drawdown", "exposure", "n_periods")
+STAT_NAMES = (
+    "cumulative_return",
+    "sharpe",
+    "max_drawdown",
+    "exposure",
+    "turnover",
+    "n_periods",
+)
 _PERIODS = ((1.5, 252), (8.0, 52), (35.0, 12), (100.0, 4))  # max median spacing in days
 
 
@@ -30,14 +37,6 @@ class BacktestResult:
 
     curve: pd.DataFrame  # date, strategy, buy_and_hold
     stats: dict[str, dict[str, float]]  # {"strategy": {...}, "buy_and_hold": {...}}
-
-    def flat_stats(self, prefix: str = "backtest_") -> dict[str, float]:
-        """Stats as one flat mapping, e.g. ``backtest_strategy_sharpe``, for metric logging."""
-        return {
-            f"{prefix}{side}_{name}": value
-            for side, values in self.stats.items()
-            for name, value in values.items()
-        }
 
 
 def infer_periods_per_year(dates: pd.Series | pd.DatetimeIndex | np.ndarray | list) -> int:
@@ -60,7 +59,8 @@ def backtest(
 
     ``predictions`` has date, ticker, prediction and actual (the realized next-bar return, or
     log return for ``target_kind="log_return"``). Costs are ``cost_bps`` basis points of each
-    position change, charged to both the strategy and buy-and-hold (on entry).
+    position change, charged to both the strategy and buy-and-hold (on entry); ``turnover``
+    reports how much of the book changes hands per period.
     """
     if target_kind == "level":
         return None
@@ -82,8 +82,10 @@ def backtest(
     )
     first = ~frame[TICKER].duplicated()
     previous = frame.groupby(TICKER, sort=False)["_pos"].shift(1).fillna(0.0)
-    frame["_strategy"] = frame["_pos"] * frame["_ret"] - cost * (frame["_pos"] - previous).abs()
-    frame["_bench"] = frame["_ret"] - cost * first.astype(float)
+    frame["_turn"] = (frame["_pos"] - previous).abs()
+    frame["_bench_turn"] = first.astype(float)
+    frame["_strategy"] = frame["_pos"] * frame["_ret"] - cost * frame["_turn"]
+    frame["_bench"] = frame["_ret"] - cost * frame["_bench_turn"]
 
     by_date = frame.groupby(DATE, sort=True)
     daily = pd.DataFrame(
@@ -91,18 +93,24 @@ def backtest(
             "strategy": by_date["_strategy"].mean(),
             "buy_and_hold": by_date["_bench"].mean(),
             "exposure": by_date["_pos"].mean(),
+            "turnover": by_date["_turn"].mean(),
+            "bench_turnover": by_date["_bench_turn"].mean(),
         }
     )
     curve = (1.0 + daily[["strategy", "buy_and_hold"]]).cumprod().reset_index()
     stats = {
-        "strategy": _stats(daily["strategy"], daily["exposure"], periods_per_year),
-        "buy_and_hold": _stats(daily["buy_and_hold"], None, periods_per_year),
+        "strategy": _stats(
+            daily["strategy"], daily["exposure"], daily["turnover"], periods_per_year
+        ),
+        "buy_and_hold": _stats(
+            daily["buy_and_hold"], None, daily["bench_turnover"], periods_per_year
+        ),
     }
     return BacktestResult(curve=curve, stats=stats)
 
 
 def _stats(
-    returns: pd.Series, exposure: pd.Series | None, periods_per_year: int
+    returns: pd.Series, exposure: pd.Series | None, turnover: pd.Series, periods_per_year: int
 ) -> dict[str, float]:
     r = returns.to_numpy(dtype=float)
     if r.size == 0:
@@ -117,5 +125,7 @@ def _stats(
         "sharpe": float(np.mean(r) / std * np.sqrt(periods_per_year)) if std > 0 else 0.0,
         "max_drawdown": float(np.min(equity / peak - 1.0)),  # <= 0, e.g. -0.12 for a 12% fall
         "exposure": float(exposure.mean()) if exposure is not None else 1.0,
+        # The share of the book traded per period: 1.0 = all in or all out every bar.
+        "turnover": float(turnover.mean()),
         "n_periods": float(r.size),
     }

@@ -6,6 +6,7 @@ walk-forward folds, the holdout and the naive baselines.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -60,3 +61,57 @@ def better(metric: str) -> Literal["lower", "higher"]:
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     return "lower" if metric in LOWER_IS_BETTER else "higher"
+
+
+def improvement_p_value(
+    actual: ArrayLike,
+    pred: ArrayLike,
+    reference: ArrayLike,
+    dates: ArrayLike,
+    metric: str,
+    *,
+    direction_ref: ArrayLike | None = None,
+    lag: int = 0,
+) -> float:
+    """One-sided p-value that ``pred`` has lower loss than ``reference`` (Diebold-Mariano).
+
+    The loss is the metric's own (squared error for rmse and r2, absolute error for mae, a
+    miss for directional accuracy). Tickers on one date share the market's move, so the loss
+    differences are averaged per date first and the test runs on that series; ``lag`` > 0
+    (overlapping multi-bar targets) uses a Newey-West variance with that many lags. A small
+    p-value says the gain is unlikely to be luck on this holdout; NaN when it cannot be told.
+    """
+    y = np.asarray(actual, dtype=float).ravel()
+    ref = np.zeros_like(y) if direction_ref is None else np.asarray(direction_ref, dtype=float)
+    ref = np.broadcast_to(ref.ravel(), y.shape)
+
+    def loss(p: np.ndarray) -> np.ndarray:
+        if metric in ("rmse", "r2"):
+            return (p - y) ** 2
+        if metric == "mae":
+            return np.abs(p - y)
+        if metric == "directional_accuracy":
+            miss = (np.sign(p - ref) != np.sign(y - ref)).astype(float)
+            return np.where(y != ref, miss, np.nan)
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+
+    diff = loss(np.asarray(reference, dtype=float).ravel()) - loss(np.asarray(pred, dtype=float))
+    keys = np.asarray(dates).ravel()
+    keep = np.isfinite(diff)
+    if not keep.any():
+        return float("nan")
+    uniq, inverse = np.unique(keys[keep], return_inverse=True)
+    sums = np.bincount(inverse, weights=diff[keep], minlength=len(uniq))
+    series = sums / np.bincount(inverse, minlength=len(uniq))
+    n = series.size
+    if n < 3:
+        return float("nan")
+    centred = series - series.mean()
+    variance = float(np.dot(centred, centred)) / n
+    for k in range(1, min(lag, n - 1) + 1):
+        weight = 1.0 - k / (lag + 1)
+        variance += 2.0 * weight * float(np.dot(centred[k:], centred[:-k])) / n
+    if variance <= 0:
+        return 0.0 if series.mean() > 0 else 1.0
+    t = series.mean() / np.sqrt(variance / n)
+    return float(0.5 * math.erfc(t / math.sqrt(2.0)))

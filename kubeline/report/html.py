@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -19,11 +19,12 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from kubeline.evaluate.metrics import METRICS, better
 
 if TYPE_CHECKING:
-    from kubeline.evaluate import Evaluation, GateDecision
+    from kubeline.evaluate.verdict import Verdict
+    from kubeline.model import ModelCard
     from kubeline.train import TrainResult
 
 _TEMPLATES = Path(__file__).parent / "templates"
-_PERCENT_STATS = frozenset({"cumulative_return", "max_drawdown", "exposure"})
+_PERCENT_STATS = frozenset({"cumulative_return", "max_drawdown", "exposure", "turnover"})
 _METRIC_LABELS = {
     "rmse": "RMSE",
     "mae": "MAE",
@@ -31,23 +32,20 @@ _METRIC_LABELS = {
     "directional_accuracy": "Directional accuracy",
 }
 _CV_COLUMNS = ["candidate", "params", *(f"mean_{m}" for m in METRICS), "std_rmse", "fit_seconds"]
+RunFacts = Union["ModelCard", "TrainResult", Mapping[str, Any]]
 
 
 def render_report(
-    evaluation: Evaluation,
-    train_result: TrainResult | Mapping[str, Any],
+    verdict: Verdict,
+    train_result: RunFacts,
     *,
     title: str,
-    lineage: Mapping[str, Any],
     images: Mapping[str, str | Path],
-    gate: GateDecision | Mapping[str, Any] | None = None,
-    champion: Mapping[str, Any] | None = None,
 ) -> str:
     """The report as one HTML string: metrics vs baselines, CV table, backtest, charts, lineage.
 
-    ``train_result`` is a TrainResult or the mapping saved with the model (its ``summary()``
-    plus ``cv_results`` as records); ``champion`` is ``{"version", "metrics"}`` of the current
-    champion scored on the same holdout, shown as one more column.
+    ``train_result`` is the model's card (or a TrainResult, or a mapping of its fields with
+    ``cv_results`` as records). The champion scored on the same holdout is one more column.
     """
     summary, cv = _run_facts(train_result)
     env = Environment(
@@ -64,64 +62,71 @@ def render_report(
         title=title,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         summary=summary,
-        metric_rows=_metric_rows(evaluation, champion),
-        columns=_columns(evaluation, champion),
-        gate=_gate(gate),
-        gate_metric=evaluation.gate_inputs.get("metric"),
-        backtest=_backtest_rows(evaluation),
-        backtest_note=evaluation.backtest_note,
+        metric_rows=_metric_rows(verdict),
+        columns=_columns(verdict),
+        has_champion=verdict.champion is not None,
+        gate={
+            "passed": verdict.gate.passed,
+            "reasons": verdict.gate.reasons,
+            "evidence": _evidence(verdict),
+        },
+        gate_metric=verdict.gate.metric,
+        backtest=_backtest_rows(verdict),
+        backtest_note=_backtest_note(verdict),
         cv_columns=[c for c in _CV_COLUMNS if c in cv.columns],
         cv_rows=cv.to_dict("records"),
-        lineage=[(str(k), "" if v is None else str(v)) for k, v in lineage.items()],
+        lineage=list(verdict.lineage.items()),
         images=[(name.replace("_", " "), _data_uri(path)) for name, path in images.items()],
-        n_rows=evaluation.n_rows,
-        n_dropped=evaluation.n_dropped_rows,
+        n_rows=verdict.holdout.rows,
+        n_dropped=verdict.holdout.dropped_rows,
     )
 
 
 def markdown_summary(
-    evaluation: Evaluation,
-    train_result: TrainResult | Mapping[str, Any],
+    verdict: Verdict,
+    train_result: RunFacts,
     *,
     title: str = "kubeline training run",
-    gate: GateDecision | Mapping[str, Any] | None = None,
-    champion: Mapping[str, Any] | None = None,
 ) -> str:
     """A short Markdown digest (for a KFP Markdown artifact): model, metrics, backtest, gate."""
     s, _ = _run_facts(train_result)
-    columns = _columns(evaluation, champion)
+    columns = _columns(verdict)
     lines = [
         f"# {title}",
         "",
         f"**{s['candidate']}** ({_params(s['params'])}) chosen by CV {s['selection_metric']}; "
         f"target kind `{s['target_kind']}`, {s['n_features']} features.",
         f"Train {s['train_start']} → {s['train_end']} ({s['n_train_rows']} rows); "
-        f"holdout {s['holdout_start']} → {s['holdout_end']} ({evaluation.n_rows} rows).",
+        f"holdout {s['holdout_start']} → {s['holdout_end']} ({verdict.holdout.rows} rows).",
         "",
         "| metric | " + " | ".join(label for _, label in columns) + " |",
         "|---|" + "---:|" * len(columns),
     ]
-    for row in _metric_rows(evaluation, champion):
+    for row in _metric_rows(verdict):
         cells = [_number(row[key]) for key, _ in columns]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     lines.append("")
-    bt = _backtest_rows(evaluation)
+    bt = _backtest_rows(verdict)
     if bt:
         lines += ["| backtest | strategy | buy and hold |", "|---|---:|---:|"]
         lines += [f"| {r['label']} | {r['strategy']} | {r['buy_and_hold']} |" for r in bt]
-    elif evaluation.backtest_note:
-        lines.append(f"_{evaluation.backtest_note}_")
-    decision = _gate(gate)
-    if decision is not None:
-        lines += ["", f"**Gate: {'passed' if decision['passed'] else 'failed'}**"]
-        lines += [f"- {reason}" for reason in decision["reasons"]]
+        lines.append(f"_{_backtest_note(verdict)}_")
+    elif verdict.backtest_note:
+        lines.append(f"_{verdict.backtest_note}_")
+    lines += ["", f"**Gate: {'passed' if verdict.gate.passed else 'failed'}**"]
+    lines += [f"- {reason}" for reason in verdict.gate.reasons]
+    evidence = _evidence(verdict)
+    if evidence:
+        lines += ["", f"_{evidence}_"]
     return "\n".join(lines) + "\n"
 
 
-def _run_facts(
-    train_result: TrainResult | Mapping[str, Any],
-) -> tuple[dict[str, Any], pd.DataFrame]:
+def _run_facts(train_result: RunFacts) -> tuple[dict[str, Any], pd.DataFrame]:
     """The run summary and CV table, from a TrainResult or the metadata saved with a model."""
+    from kubeline.model import ModelCard
+
+    if isinstance(train_result, ModelCard):
+        train_result = train_result.model_dump()
     if isinstance(train_result, Mapping):
         summary = {k: v for k, v in train_result.items() if k != "cv_results"}
         cv = pd.DataFrame(list(train_result.get("cv_results") or []))
@@ -146,25 +151,23 @@ def _run_facts(
     return summary, cv
 
 
-def _columns(evaluation: Evaluation, champion: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+def _columns(verdict: Verdict) -> list[tuple[str, str]]:
     """(key, header) of each compared forecaster: the model, the baselines, the champion."""
     columns = [("model", "model")]
-    columns += [(name, name.replace("_", " ")) for name in evaluation.baselines]
-    if champion:
-        version = champion.get("version")
-        columns.append(("champion", f"champion v{version}" if version else "champion"))
+    columns += [(name, name.replace("_", " ")) for name in verdict.baselines]
+    if verdict.champion is not None:
+        columns.append(("champion", f"champion v{verdict.champion.version}"))
     return columns
 
 
-def _metric_rows(
-    evaluation: Evaluation, champion: Mapping[str, Any] | None = None
-) -> list[dict[str, Any]]:
+def _metric_rows(verdict: Verdict) -> list[dict[str, Any]]:
     rows = []
-    champion_metrics = (champion or {}).get("metrics") or {}
+    champion = verdict.champion
+    champion_metrics = (champion.metrics if champion else None) or {}
     for metric in METRICS:
-        values = {"model": evaluation.metrics.get(metric, math.nan)}
-        values |= {n: b.get(metric, math.nan) for n, b in evaluation.baselines.items()}
-        if champion:
+        values = {"model": verdict.metrics.get(metric, math.nan)}
+        values |= {n: b.get(metric, math.nan) for n, b in verdict.baselines.items()}
+        if champion is not None:
             values["champion"] = champion_metrics.get(metric, math.nan)
         finite = {k: v for k, v in values.items() if v is not None and math.isfinite(v)}
         pick = min if better(metric) == "lower" else max
@@ -173,10 +176,10 @@ def _metric_rows(
     return rows
 
 
-def _backtest_rows(evaluation: Evaluation) -> list[dict[str, str]]:
-    if evaluation.backtest is None:
+def _backtest_rows(verdict: Verdict) -> list[dict[str, str]]:
+    if verdict.backtest is None:
         return []
-    stats = evaluation.backtest.stats
+    stats = verdict.backtest.stats
     fmt = {name: (_percent if name in _PERCENT_STATS else _number) for name in stats["strategy"]}
     return [
         {
@@ -189,11 +192,25 @@ def _backtest_rows(evaluation: Evaluation) -> list[dict[str, str]]:
     ]
 
 
-def _gate(gate: GateDecision | Mapping[str, Any] | None) -> dict[str, Any] | None:
-    if gate is None:
+def _evidence(verdict: Verdict) -> str | None:
+    """How likely the gain over the baseline is luck, said whether or not the gate requires it."""
+    p = verdict.gate.p_value
+    if math.isnan(p):
         return None
-    data = gate if isinstance(gate, Mapping) else gate.to_dict()
-    return {"passed": bool(data["passed"]), "reasons": [str(r) for r in data.get("reasons", [])]}
+    return (
+        f"Chance of a gain this large over the {verdict.gate.baseline.replace('_', ' ')} "
+        f"baseline with no skill: p = {p:.3f} (one-sided Diebold-Mariano test on per-date "
+        "losses; the gate requires a level only with gate.max_p_value)."
+    )
+
+
+def _backtest_note(verdict: Verdict) -> str | None:
+    if verdict.backtest is None:
+        return verdict.backtest_note
+    return (
+        f"Both sides pay {verdict.backtest.cost_bps:g} bps per unit of position change; "
+        "turnover is the share of the book traded per period."
+    )
 
 
 def _data_uri(path: str | Path) -> str:

@@ -75,11 +75,12 @@ def check_frame(raw: pl.DataFrame, config: RunConfig) -> Checked:
     """Validate a canonical frame under a run config; never raises for data problems."""
     from kubeline.data.snapshot import content_hash, summary
     from kubeline.data.validate import validate
+    from kubeline.lineage import DATA_HASH
 
     selected = select_tickers(raw, config)
     checked = Checked(validate(selected, min_rows=min_rows(config, selected.columns)))
     if not checked.errors:
-        checked.summary = {**summary(checked.clean), "content_hash": content_hash(checked.clean)}
+        checked.summary = {**summary(checked.clean), DATA_HASH: content_hash(checked.clean)}
     return checked
 
 
@@ -97,7 +98,7 @@ def report_markdown(checked: Checked) -> str:
         s = checked.summary
         lines += [
             f"{s['rows']:,} rows, {s['tickers']} tickers, {s['first_date']} to {s['last_date']}; "
-            f"content hash `{s['content_hash']}`.",
+            f"data hash `{s['data_hash']}`.",
             "",
         ]
     if not checked.problems:

@@ -5,6 +5,7 @@ Each test drives the real CLI in a subprocess, the way a user does, with its own
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,7 +83,9 @@ def test_run_registers_champion_with_lineage_metrics_and_artifacts(
 
     import mlflow
 
+    # Both URIs: an earlier test in this process may have pointed the registry elsewhere.
     mlflow.set_tracking_uri(f"sqlite:///{state / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{state / 'mlflow.db'}")
     info = mlflow.models.get_model_info("models:/kubeline-returns/1")
     assert info.signature is not None and info.signature.inputs is not None
 
@@ -100,8 +103,10 @@ def test_run_registers_champion_with_lineage_metrics_and_artifacts(
     assert str(c.get_model_version_by_alias("kubeline-returns", "champion").version) == "1"
     failed = cli(state, "rollback", check=False)
     assert failed.returncode != 0 and "no earlier champion" in failed.stderr
-    listed = cli(state, "models", "--json").stdout
-    assert '"version": "2"' in listed and '"version": "1"' in listed
+    listed = {v["version"]: v for v in json.loads(cli(state, "models", "--json").stdout)}
+    assert listed["1"]["aliases"] == ["champion"] and listed["1"]["gate"] == "passed"
+    assert listed["2"]["aliases"] == [] and listed["2"]["gate"] == "failed"
+    assert "constant" in listed["1"]["scores"]
 
     # A model that answers another question is never compared with (nor replaces) the champion.
     other = tmp_path / "log-returns.yaml"

@@ -53,7 +53,10 @@ def test_pipeline_reads_s3_and_logs_to_tracking_server(
     from mlflow import MlflowClient
 
     c = MlflowClient(mlflow_server.tracking_uri, mlflow_server.tracking_uri)
-    mv = c.get_model_version_by_alias("kubeline-s3-test", "champion")
+    # This data set has no skill to find (the model does not beat the constant forecast), so
+    # the version may be challenger: what matters here is where it and its files went.
+    mv = c.get_model_version("kubeline-s3-test", "1")
+    assert mv.tags["kubeline.gate"] in ("passed", "failed")
     run = c.get_run(mv.run_id)
     assert run.data.metrics["holdout_rmse"] > 0
     assert run.data.tags["kubeline.pipeline_run_id"]

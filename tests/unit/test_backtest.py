@@ -83,10 +83,16 @@ def test_level_targets_have_no_backtest() -> None:
     assert backtest(frame, target_kind="level", periods_per_year=252, cost_bps=0.0) is None
 
 
-def test_flat_stats_prefix_each_side() -> None:
-    flat = run(predictions([("2024-01-01", "A", 1.0, 0.1)])).flat_stats()
-    assert flat["backtest_strategy_cumulative_return"] == pytest.approx(0.1)
-    assert "backtest_buy_and_hold_max_drawdown" in flat
+def test_turnover_counts_each_position_change_and_buy_and_hold_enters_once() -> None:
+    rows = [
+        ("2024-01-01", "A", 1.0, 0.01),
+        ("2024-01-02", "A", -1.0, 0.01),
+        ("2024-01-03", "A", 1.0, 0.01),
+        ("2024-01-04", "A", 1.0, 0.01),
+    ]
+    stats = run(predictions(rows)).stats
+    assert stats["strategy"]["turnover"] == pytest.approx(3 / 4)  # in, out, in, hold
+    assert stats["buy_and_hold"]["turnover"] == pytest.approx(1 / 4)
 
 
 @pytest.mark.parametrize(

@@ -86,24 +86,38 @@ def test_naive_predictions_need_the_naive_column() -> None:
         naive_predictions(holdout_frame().drop(columns=NAIVE_MA), "moving_average")
 
 
-def test_evaluate_scores_model_and_both_baselines_on_the_same_rows() -> None:
+def test_evaluate_scores_model_and_every_baseline_on_the_same_rows() -> None:
     frame = holdout_frame()
     frame.loc[0, NAIVE_MA] = np.nan  # a row no baseline can forecast is left out of every score
     ev = evaluate(EchoModel(), frame, ["x"], RunConfig(), target_kind="return")
     assert ev.n_rows == 5 and ev.n_dropped_rows == 1
     assert ev.metrics["rmse"] == 0.0
+    assert list(ev.baselines) == ["constant", "persistence", "moving_average"]
     expected = regression_metrics(frame[TARGET][1:], frame[NAIVE_LAST][1:])
     assert ev.baselines["persistence"] == pytest.approx(expected)
+    # The constant forecast of a return is zero, scored on the same five rows.
+    zero = regression_metrics(frame[TARGET][1:], np.zeros(5))
+    assert ev.baselines["constant"]["rmse"] == pytest.approx(zero["rmse"])
     assert list(ev.predictions.columns) == [DATE, TICKER, "actual", "prediction", "naive"]
-    # The default gate compares against whichever baseline scores better on rmse.
+    # The default gate compares against whichever baseline scores best on rmse.
     best = min(ev.baselines, key=lambda k: ev.baselines[k]["rmse"])
-    assert ev.gate_inputs["baseline"] == best
-    assert ev.gate_inputs["reference"] == ev.baselines[best]
+    assert ev.gate_baseline == best
     assert ev.backtest is not None and ev.backtest_note is None
-    flat = ev.to_metrics()
-    assert {"rmse", "persistence_rmse", "moving_average_r2", "backtest_strategy_sharpe"} <= set(
-        flat
-    )
+
+
+def test_the_constant_forecast_of_a_level_is_the_training_mean() -> None:
+    frame = holdout_frame().assign(**{TARGET: [10.0, 12.0, 11.0, 9.0, 13.0, 11.0]})
+    ev = evaluate(EchoModel(), frame, ["x"], RunConfig(), target_kind="level", train_mean=11.0)
+    expected = regression_metrics(frame[TARGET], np.full(6, 11.0), frame[DIRECTION_REF])
+    assert ev.baselines["constant"]["mae"] == pytest.approx(expected["mae"])
+    np.testing.assert_array_equal(naive_predictions(frame, "constant", 11.0), np.full(6, 11.0))
+
+
+def test_best_picks_the_constant_forecast_when_it_is_the_strongest() -> None:
+    frame = holdout_frame().assign(**{NAIVE_LAST: 0.5, NAIVE_MA: 0.4})  # two straw men
+    ev = evaluate(EchoModel(), frame, ["x"], RunConfig(), target_kind="return")
+    assert ev.gate_baseline == "constant"
+    np.testing.assert_array_equal(ev.predictions["naive"], np.zeros(6))
 
 
 def test_evaluate_has_no_backtest_for_a_level_target_and_says_why() -> None:
@@ -161,10 +175,56 @@ def test_compare_refuses_an_unknown_metric() -> None:
 
 
 def test_decide_gate_needs_both_the_baseline_and_the_champion_beaten() -> None:
-    ev = evaluate(EchoModel(), holdout_frame(), ["x"], RunConfig(), target_kind="return")
-    assert decide_gate(ev).passed
-    decision = decide_gate(ev, champion={"rmse": 0.0})
-    assert not decision.passed and "the champion" in decision.reasons[1]
+    config = RunConfig()
+    ev = evaluate(EchoModel(), holdout_frame(), ["x"], config, target_kind="return")
+    assert decide_gate(ev, config.gate).passed
+    decision = decide_gate(ev, config.gate, champion={"rmse": 0.0})
+    assert not decision.passed and decision.failed == ["champion"]
+    assert "the champion" in decision.reasons[1]
+
+
+def test_a_champion_that_cannot_be_compared_fails_the_gate_with_the_reason() -> None:
+    config = RunConfig()
+    ev = evaluate(EchoModel(), holdout_frame(), ["x"], config, target_kind="return")
+    decision = decide_gate(ev, config.gate, champion_note="champion version 3 predicts x")
+    assert decision.failed == ["champion"]
+    assert "champion version 3 predicts x; promote by hand" in decision.reasons[1]
+
+
+class HalfWrongModel:
+    """Gets the sign of every other row wrong: 50% directional accuracy, still a low rmse."""
+
+    feature_names_in_ = np.array(["x"])
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        return x["x"].to_numpy() * np.resize([1.0, -0.1], len(x))
+
+
+def test_the_directional_accuracy_floor_is_off_by_default_and_named_when_it_fails() -> None:
+    loose = RunConfig()
+    ev = evaluate(HalfWrongModel(), holdout_frame(), ["x"], loose, target_kind="return")
+    assert [c.name for c in decide_gate(ev, loose.gate).conditions] == ["baseline", "champion"]
+    strict = RunConfig.from_yaml_text("gate: {min_directional_accuracy: 0.6}")
+    decision = decide_gate(ev, strict.gate)
+    assert decision.failed == ["directional_accuracy"]
+    assert decision.reasons[-1] == "directional accuracy 50.0% is below the required 60.0%"
+
+
+def test_the_backtest_edge_floor_names_the_edge_and_the_costs() -> None:
+    strict = RunConfig.from_yaml_text("gate: {min_backtest_edge: 100.0}")
+    ev = evaluate(EchoModel(), holdout_frame(), ["x"], strict, target_kind="return")
+    decision = decide_gate(ev, strict.gate)
+    assert decision.failed == ["backtest_edge"]
+    assert "after 5 bps costs" in decision.reasons[-1]
+    assert "is below the required +100.00" in decision.reasons[-1]
+    no_backtest = RunConfig.from_yaml_text(
+        "gate: {min_backtest_edge: 0.0}\nbacktest: {enabled: false}"
+    )
+    ev = evaluate(EchoModel(), holdout_frame(), ["x"], no_backtest, target_kind="return")
+    assert (
+        "a backtest edge is required but no backtest: disabled"
+        in (decide_gate(ev, no_backtest.gate).reasons[-1])
+    )
 
 
 def test_best_baseline_is_the_stronger_on_the_gate_metric() -> None:
@@ -179,3 +239,35 @@ def test_best_baseline_is_the_stronger_on_the_gate_metric() -> None:
     assert strongest_baseline(baselines, "rmse", "persistence") == "persistence"
     baselines["persistence"]["rmse"] = 0.5
     assert strongest_baseline(baselines, "rmse") == "persistence"
+
+
+def test_improvement_p_value_is_small_for_a_real_gain_and_large_for_none() -> None:
+    from kubeline.evaluate.metrics import improvement_p_value
+
+    rng = np.random.default_rng(0)
+    dates = np.repeat(np.arange(300), 2)
+    actual = rng.normal(0, 1, 600)
+    good = actual + rng.normal(0, 0.5, 600)
+    assert improvement_p_value(actual, good, np.zeros(600), dates, "rmse") < 0.001
+    assert improvement_p_value(actual, np.zeros(600), good, dates, "mae") > 0.999
+    same = improvement_p_value(actual, rng.normal(0, 1, 600), rng.normal(0, 1, 600), dates, "rmse")
+    assert 0.01 < same < 0.99
+    # Overlapping targets make the per-date gains come in runs; the Newey-West variance sees
+    # the runs, so the same mean gain is weaker evidence.
+    runs = np.repeat(rng.normal(0.2, 1.0, 60), 5)  # 300 dates, each gain repeated 5 times
+    y = np.zeros(300)
+    reference = np.sqrt(np.abs(runs) + 1.0)
+    model = np.sqrt(np.maximum(reference**2 - runs, 0.0))
+    days = np.arange(300)
+    assert improvement_p_value(y, model, reference, days, "rmse", lag=4) > 2 * (
+        improvement_p_value(y, model, reference, days, "rmse")
+    )
+
+
+def test_the_significance_condition_is_off_by_default_and_named_when_it_fails() -> None:
+    config = RunConfig.from_yaml_text("gate: {max_p_value: 0.05}")
+    frame = pd.concat([holdout_frame()] * 3, ignore_index=True)  # six dates only
+    ev = evaluate(HalfWrongModel(), frame, ["x"], config, target_kind="return")
+    decision = decide_gate(ev, config.gate)
+    assert [c.name for c in decision.conditions][:2] == ["baseline", "significance"]
+    assert "one-sided Diebold-Mariano" in decision.reasons[1]

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from kubeline.data.schema import DATE, DIRECTION_REF, NAIVE_LAST, NAIVE_MA, TARGET, TICKER
-from kubeline.evaluate import Evaluation, GateDecision, evaluate
+from kubeline.evaluate import Evaluation, decide_gate, evaluate, to_verdict
+from kubeline.evaluate.verdict import Champion, Condition, GateDecision, Verdict
+from kubeline.model import ModelCard
 from kubeline.report.html import markdown_summary, render_report
 from kubeline.report.plots import (
     equity_curves,
@@ -86,6 +88,26 @@ def run(target_kind: str = "return") -> tuple[Evaluation, TrainResult]:
     return evaluation, result
 
 
+def verdict_of(
+    evaluation: Evaluation,
+    result: TrainResult,
+    *,
+    lineage: dict[str, str] | None = None,
+    gate: GateDecision | None = None,
+    champion: Champion | None = None,
+) -> Verdict:
+    config = RunConfig()
+    return to_verdict(
+        evaluation,
+        gate or decide_gate(evaluation, config.gate),
+        ModelCard.of(result, config),
+        model_name="m",
+        question={"target": "next_return"},
+        champion=champion,
+        lineage=lineage,
+    )
+
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     evaluation, _ = run()
@@ -115,30 +137,38 @@ def test_write_all_skips_the_equity_curve_without_a_backtest(tmp_path: Path) -> 
 
 def test_report_is_self_contained_html_with_embedded_images(images: dict[str, Path]) -> None:
     evaluation, result = run()
-    html = render_report(evaluation, result, title="Returns", lineage={}, images=images)
+    html = render_report(verdict_of(evaluation, result), result, title="Returns", images=images)
     assert html.lstrip().startswith("<!DOCTYPE html>")
     assert html.count('src="data:image/png;base64,') == 3
     assert not re.search(r"(src|href)=\"(https?:)?//", html)
     assert "<script" not in html
 
 
-def test_report_shows_metrics_against_both_baselines_and_the_cv_table(images: dict) -> None:
+def test_report_shows_metrics_against_every_baseline_and_the_cv_table(images: dict) -> None:
     evaluation, result = run()
-    html = render_report(evaluation, result, title="Returns", lineage={}, images=images)
-    assert "persistence" in html and "moving average" in html
+    html = render_report(verdict_of(evaluation, result), result, title="Returns", images=images)
+    assert "constant" in html and "persistence" in html and "moving average" in html
     assert f"{evaluation.metrics['rmse']:.4g}" in html
-    assert f"{evaluation.baselines['persistence']['rmse']:.4g}" in html
+    for baseline in ("constant", "persistence", "moving_average"):
+        assert f"{evaluation.baselines[baseline]['rmse']:.4g}" in html
     assert "learning_rate=0.1" in html and "alpha=1.0" in html
     assert "buy and hold" in html.lower()
+    assert "turnover" in html and "5 bps per unit of position change" in html
+    assert f"p = {evaluation.baseline_p_value:.3f} (one-sided Diebold-Mariano" in html
 
 
 def test_report_escapes_lineage_and_shows_the_gate_decision(images: dict) -> None:
     evaluation, result = run()
     lineage = {"pipeline": "kubeline-train", "run_id": "<b>r1</b>", "git_revision": "abc123"}
-    gate = GateDecision(passed=False, reasons=["rmse 0.02 does not beat the champion (0.01)"])
-    html = render_report(
-        evaluation, result, title="T & <x>", lineage=lineage, images=images, gate=gate
+    reason = "rmse 0.02 does not beat the champion (0.01)"
+    gate = GateDecision(
+        metric="rmse",
+        baseline="constant",
+        min_improvement=0.0,
+        conditions=[Condition(name="champion", passed=False, reason=reason)],
     )
+    verdict = verdict_of(evaluation, result, lineage=lineage, gate=gate)
+    html = render_report(verdict, result, title="T & <x>", images=images)
     assert "&lt;b&gt;r1&lt;/b&gt;" in html and "<b>r1</b>" not in html
     assert "T &amp; &lt;x&gt;" in html
     assert "Gate failed" in html and "does not beat the champion" in html
@@ -147,27 +177,27 @@ def test_report_escapes_lineage_and_shows_the_gate_decision(images: dict) -> Non
 
 def test_report_explains_a_missing_backtest() -> None:
     evaluation, result = run("level")
-    html = render_report(evaluation, result, title="Volume", lineage={}, images={})
+    html = render_report(verdict_of(evaluation, result), result, title="Volume", images={})
     assert "the target is a level" in html
 
 
 def test_markdown_summary_has_the_metrics_table_and_gate() -> None:
     evaluation, result = run()
-    text = markdown_summary(
-        evaluation, result, title="Run 7", gate={"passed": True, "reasons": ["beats persistence"]}
-    )
+    text = markdown_summary(verdict_of(evaluation, result), result, title="Run 7")
     assert text.startswith("# Run 7\n")
-    assert "| RMSE |" in text and "| metric | model | persistence | moving average |" in text
-    assert "**Gate: passed**" in text and "- beats persistence" in text
-    assert "| cumulative return |" in text
+    assert "| RMSE |" in text
+    assert "| metric | model | constant | persistence | moving average |" in text
+    assert "**Gate: passed**" in text and "- no current champion to beat" in text
+    assert "| cumulative return |" in text and "| turnover |" in text
 
 
-def test_report_accepts_the_metadata_saved_with_a_model_and_shows_the_champion() -> None:
+def test_report_accepts_the_saved_model_card_and_shows_the_champion() -> None:
     evaluation, result = run()
-    meta = {**result.summary(), "cv_results": result.cv_results.to_dict("records")}
-    champion = {"version": "3", "metrics": {"rmse": 0.5, "mae": 0.4, "r2": -1.0}}
-    html = render_report(evaluation, meta, title="t", lineage={}, images={}, champion=champion)
+    card = ModelCard.of(result, RunConfig())
+    champion = Champion(version="3", uri="models:/m/3", metrics={"rmse": 0.5, "mae": 0.4})
+    verdict = verdict_of(evaluation, result, champion=champion)
+    html = render_report(verdict, card, title="t", images={})
     assert "champion v3" in html and "learning_rate=0.1" in html
-    text = markdown_summary(evaluation, meta, champion=champion)
-    assert "| metric | model | persistence | moving average | champion v3 |" in text
+    text = markdown_summary(verdict, card.model_dump())
+    assert "| metric | model | constant | persistence | moving average | champion v3 |" in text
     assert "| RMSE |" in text and "| 0.5 |" in text

@@ -39,7 +39,7 @@ def test_defaults_match_the_documented_values() -> None:
         0.0,
         "best",
     )
-    assert config.backtest.enabled is True and config.backtest.cost_bps == 0.0
+    assert config.backtest.enabled is True and config.backtest.cost_bps == 5.0
     assert config.seed == 42
 
 

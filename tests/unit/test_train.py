@@ -65,7 +65,7 @@ def test_train_reports_row_counts_and_date_ranges_of_train_and_holdout() -> None
     assert (result.n_train_rows, result.n_holdout_rows) == (79 * 2, 20 * 2)
     summary = result.summary()
     assert summary["holdout_start"] == dates[80].date().isoformat()
-    assert summary["candidate"] == "ridge" and summary["n_features"] == 3
+    assert summary["candidate"] == "ridge" and len(summary["feature_names"]) == 3
 
 
 def test_scaler_is_fit_on_the_training_window_only() -> None:
