@@ -66,7 +66,7 @@ def compile_in_child(out_dir: Path, image: str | None = None) -> list[Path]:
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBELINE_")}
-    env["KUBELINE_SETTINGS_FILE"] = str(out_dir / "no-settings.yaml")
+    env["KUBELINE_SETTINGS_FILE"] = ""  # no settings file: the defaults only
     if image:
         env["KUBELINE_IMAGE"] = image
     done = subprocess.run(
@@ -388,6 +388,7 @@ def _run_locked(
             raise PipelineError(
                 f"pipeline {pipeline!r} failed at step {step!r}: {reason}",
                 hint=f"the full log is {log_path}",
+                exit_code=_failure_exit_code(tee.last_lines),
             ) from exc
     new_dirs = sorted(set(root.iterdir()) - before)
     result = RunResult(
@@ -405,6 +406,17 @@ def _run_locked(
         result.report_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(report, result.report_path)
     return result
+
+
+def _failure_exit_code(lines: list[str]) -> int:
+    """The exit code of the kubeline error a failed task printed (3 for bad data), else 1."""
+    from kubeline.steps.base import EXIT_CODE_PREFIX
+
+    for line in reversed(lines):
+        code = line.partition(EXIT_CODE_PREFIX)[2].strip()
+        if code.isdigit():
+            return int(code)
+    return 1
 
 
 def _failure_reason(lines: list[str]) -> str:
