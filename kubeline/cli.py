@@ -135,6 +135,20 @@ def _config_text(config: Path | None) -> str:
     return config.read_text()
 
 
+MAX_WARNINGS_SHOWN = 20
+
+
+def _print_warnings(warnings: list[Any]) -> None:
+    """The first warnings, then how many more: a flood must not hide the summary line."""
+    for problem in warnings[:MAX_WARNINGS_SHOWN]:
+        err_console.print(f"[yellow]warning:[/] {escape(str(problem))}", highlight=False)
+    if len(warnings) > MAX_WARNINGS_SHOWN:
+        err_console.print(
+            f"[yellow]warning:[/] ... and {len(warnings) - MAX_WARNINGS_SHOWN} more warnings",
+            highlight=False,
+        )
+
+
 @data_app.command("generate")
 def data_generate(
     out: Annotated[
@@ -175,8 +189,7 @@ def validate(
     from kubeline.steps.validate import check
 
     result = check(data, _config_text(config))
-    for problem in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(str(problem))}", highlight=False)
+    _print_warnings(result.warnings)
     result.raise_for_errors()
     summary = result.summary
     console.print(
@@ -225,8 +238,7 @@ def features(
     )
     if summary.content_hash:
         console.print(f"content hash of the clean data: {summary.content_hash}", highlight=False)
-    for problem in summary.warnings[:20]:
-        err_console.print(f"[yellow]warning:[/] {escape(str(problem))}", highlight=False)
+    _print_warnings(summary.warnings)
 
 
 @app.command("compile")

@@ -91,7 +91,11 @@ def infer_frequency(frame: pl.DataFrame) -> str:
     )
     if median is None:
         return "unknown"
-    gaps = float(median)  # type: ignore[arg-type]  # a median of day counts is a number
+    return frequency_of(float(median))  # type: ignore[arg-type]  # a median of day counts
+
+
+def frequency_of(gaps: float) -> str:
+    """The name of a bar frequency from the median days between bars."""
     for name, low, high in (
         ("daily", 0, 4),  # weekends and holidays make daily gaps 1-4 days
         ("weekly", 5, 9),

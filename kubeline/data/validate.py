@@ -23,7 +23,17 @@ negative or non-finite volume          reject    impossible count
 ticker in two files                    reject    which file is right is unknowable
 too few rows for the feature windows   repair    ticker dropped with a warning; reject when
                                                  no ticker is left
+tickers differing only in case or      repair    one ticker, in upper case: "aapl" and
+surrounding spaces                               "AAPL " are one series, not two fragments
+a second date-like column              warn      dates come from the first alias; the other
+                                                 (a "timestamp" next to "date") is ignored
+a gap of more than a year in a ticker  warn      features would span it as one bar
+bars of several frequencies            warn      windows and the horizon count bars, not days
+                                                 (daily tickers beside weekly ones, or a
+                                                 ticker that switches)
 =====================================  ========  ===========================================
+
+Two-digit years and intraday bars are rejected when dates are parsed (``kubeline.data.dates``).
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ from kubeline.data.ingest import is_sorted
 from kubeline.errors import DataError, Problem
 
 MAX_PROBLEMS_PER_RULE = 1000  # beyond this one summary Problem stands for the rest
+MAX_GAP_DAYS = 366  # a longer stretch without rows inside a ticker is worth a warning
+MIN_MIXED_GAPS = 10  # daily and weekly steps both this common: a ticker switching frequency
 _TOLERANCE = 1e-6
 _UNKNOWN_FILE = "<frame>"
 
@@ -93,6 +105,8 @@ def validate(frame: pl.DataFrame, *, min_rows: int) -> ValidationResult:
         frame = frame.with_columns(pl.col(s.CLOSE).alias(s.ADJ_CLOSE))
         values = [c for c in s.VALUES if c in frame.columns]
     frame = frame.with_columns(pl.col(s.TICKER).cast(pl.String))
+    frame, ticker_problems = _one_spelling_per_ticker(frame)
+    problems += ticker_problems + _also_dated(frame)
     if not is_sorted(frame):
         # Sorted rows let duplicate and file checks compare neighbours instead of grouping.
         frame = frame.sort(s.TICKER, s.DATE, s.SOURCE_FILE, s.SOURCE_ROW, nulls_last=True)
@@ -133,6 +147,8 @@ def validate(frame: pl.DataFrame, *, min_rows: int) -> ValidationResult:
     problems += _ticker_in_two_files(frame)
 
     frame = frame.filter(pl.col(s.DATE).is_not_null())
+    gaps = _gaps(frame)
+    problems += _long_gaps(gaps) + _mixed_frequencies(gaps)
     counts = frame.group_by(s.TICKER).len()
     short = counts.filter(pl.col("len") < min_rows).sort(s.TICKER)
     dropped = short.get_column(s.TICKER).to_list()
@@ -160,7 +176,7 @@ def validate(frame: pl.DataFrame, *, min_rows: int) -> ValidationResult:
                     f"no ticker has the {min_rows} rows the feature windows need",
                 )
             )
-    clean = frame.select(s.TICKER, s.DATE, *values)
+    clean = frame.select(s.TICKER, s.DATE, *values)  # without lineage or ALSO_DATED
     return ValidationResult(clean, problems, dropped)
 
 
@@ -238,9 +254,13 @@ def _duplicates(frame: pl.DataFrame, values: list[str]) -> list[Problem]:
             rank=pl.int_range(pl.len()).over(s.TICKER, s.DATE),
         )
         .filter(pl.col("rank") > 0)
-        .head(MAX_PROBLEMS_PER_RULE)
     )
+    hidden = repeated.height - MAX_PROBLEMS_PER_RULE
+    repeated = repeated.head(MAX_PROBLEMS_PER_RULE)
     problems = []
+    if hidden > 0:
+        message = f"... and {hidden} more repeated (ticker, date) rows"
+        problems.append(Problem(_UNKNOWN_FILE, None, s.DATE, message))
     for row in repeated.iter_rows(named=True):
         first = f"{row['first_file']} row {row['first_row']}"
         where = (row[s.SOURCE_FILE], row[s.SOURCE_ROW], s.DATE)
@@ -275,3 +295,148 @@ def _ticker_in_two_files(frame: pl.DataFrame) -> list[Problem]:
         )
         for ticker, paths in files.iter_rows()
     ]
+
+
+def _one_spelling_per_ticker(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Problem]]:
+    """Spellings that differ only in case or surrounding spaces become one upper-case ticker.
+
+    ``aapl`` and ``AAPL `` in one data set are one stock: read as two, each series would be cut
+    into fragments the features are computed on. A ticker with a single spelling keeps it.
+    """
+    key = pl.col(s.TICKER).str.strip_chars().str.to_uppercase()
+    spellings = (
+        frame.select(pl.col(s.TICKER), key.alias("key"), pl.col(s.SOURCE_FILE))
+        .group_by(s.TICKER)
+        .agg(pl.col("key").first(), pl.col(s.SOURCE_FILE).first())
+    )
+    merged = spellings.filter(pl.len().over("key") > 1).sort("key", s.TICKER)
+    if merged.is_empty():
+        return frame, []
+    rename = dict(zip(merged[s.TICKER].to_list(), merged["key"].to_list(), strict=True))
+    frame = frame.with_columns(pl.col(s.TICKER).replace(rename))
+    problems = [
+        Problem(
+            files[0],
+            None,
+            s.TICKER,
+            f"tickers {', '.join(repr(n) for n in names)} differ only in case or spaces; "
+            f"read as one ticker, {ticker}",
+            "warning",
+        )
+        for ticker, names, files in merged.group_by("key", maintain_order=True)
+        .agg(s.TICKER, s.SOURCE_FILE)
+        .iter_rows()
+    ]
+    return frame, problems
+
+
+def _also_dated(frame: pl.DataFrame) -> list[Problem]:
+    """A warning per file that has a second date-like column next to the one dates come from."""
+    if s.ALSO_DATED not in frame.columns:
+        return []
+    files = (
+        frame.filter(pl.col(s.ALSO_DATED).is_not_null())
+        .group_by(s.SOURCE_FILE)
+        .agg(pl.col(s.ALSO_DATED).first())
+        .sort(s.SOURCE_FILE)
+    )
+    return [
+        Problem(
+            file,
+            1,
+            others,
+            f"has another date column ({others}) besides the one dates are read from; "
+            "it is ignored: keep one date column",
+            "warning",
+        )
+        for file, others in files.iter_rows()
+    ]
+
+
+def _gaps(frame: pl.DataFrame) -> pl.DataFrame:
+    """Days since the ticker's previous row, for every row but each ticker's first."""
+    return frame.select(
+        s.TICKER,
+        s.SOURCE_FILE,
+        s.SOURCE_ROW,
+        pl.col(s.DATE).shift(1).over(s.TICKER).alias("previous"),
+        s.DATE,
+        pl.col(s.DATE).diff().dt.total_days().over(s.TICKER).alias("gap"),
+    ).filter(pl.col("gap").is_not_null())
+
+
+def _long_gaps(gaps: pl.DataFrame) -> list[Problem]:
+    """A warning for each stretch of more than a year with no rows inside one ticker."""
+    gaps = gaps.filter(pl.col("gap") > MAX_GAP_DAYS)
+    shown = gaps.head(MAX_PROBLEMS_PER_RULE)
+    problems = [
+        Problem(
+            file,
+            row,
+            s.DATE,
+            f"{ticker} has no rows from {previous} to {when} ({gap} days); the features "
+            "treat the gap as one bar: split the ticker or drop the older rows",
+            "warning",
+        )
+        for ticker, file, row, previous, when, gap in shown.iter_rows()
+    ]
+    if gaps.height > shown.height:
+        message = f"... and {gaps.height - shown.height} more gaps of over a year"
+        problems.append(Problem(_UNKNOWN_FILE, None, s.DATE, message, "warning"))
+    return problems
+
+
+def _mixed_frequencies(gaps: pl.DataFrame) -> list[Problem]:
+    """Warnings when tickers have bars of different frequencies, or one ticker switches."""
+    from kubeline.data.snapshot import frequency_of
+
+    if gaps.is_empty():
+        return []
+    daily, weekly = pl.col("gap").is_between(1, 4), pl.col("gap").is_between(5, 9)
+    per_ticker = (
+        gaps.group_by(s.TICKER)
+        .agg(
+            pl.col("gap").median().alias("median"),
+            daily.sum().alias("daily"),
+            weekly.sum().alias("weekly"),
+            pl.len().alias("n"),
+            pl.col(s.SOURCE_FILE).first(),
+        )
+        .sort(s.TICKER)
+    )
+    problems = []
+    # A daily series misses a week now and then; a switch shows as many gaps of each kind.
+    switching = per_ticker.filter(
+        (pl.min_horizontal("daily", "weekly") >= MIN_MIXED_GAPS)
+        & (pl.min_horizontal("daily", "weekly") >= 0.1 * pl.col("n"))
+    )
+    for ticker, _, n_daily, n_weekly, _, file in switching.iter_rows():
+        problems.append(
+            Problem(
+                file,
+                None,
+                s.DATE,
+                f"{ticker} mixes daily and weekly bars ({n_daily} daily and {n_weekly} weekly "
+                "steps); the features count bars, not days: use one frequency",
+                "warning",
+            )
+        )
+    kinds: dict[str, list[str]] = {}
+    for ticker, median in per_ticker.select(s.TICKER, "median").iter_rows():
+        kinds.setdefault(frequency_of(float(median)), []).append(ticker)
+    if len(kinds) > 1:
+        parts = [
+            f"{len(names)} {kind} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+            for kind, names in sorted(kinds.items(), key=lambda kv: -len(kv[1]))
+        ]
+        problems.append(
+            Problem(
+                _UNKNOWN_FILE,
+                None,
+                s.DATE,
+                f"tickers have bars of different frequencies: {'; '.join(parts)}; the features "
+                "and the horizon count bars, not days: use one frequency",
+                "warning",
+            )
+        )
+    return problems
