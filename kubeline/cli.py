@@ -108,6 +108,9 @@ def main(
     ] = False,
 ) -> None:
     """kubeline: the ML lifecycle for daily market data, as Kubeflow Pipelines components."""
+    # Settings are checked before any command runs, so a bad KUBELINE_* value stops every
+    # command alike, not only the ones that happen to read it late in a step.
+    _settings()
 
 
 ConfigOption = Annotated[

@@ -273,6 +273,14 @@ class RunConfig(_Strict):
     def _unique_features(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and len(set(value)) != len(value):
             raise ValueError("features must not repeat")
+        # Checked here, not in the features step, so `kubeline run` refuses before any step.
+        from kubeline.features import FEATURES
+
+        unknown = [name for name in value or () if name not in FEATURES]
+        if unknown:
+            raise ValueError(
+                f"unknown feature(s) {', '.join(unknown)}; choose from {', '.join(FEATURES)}"
+            )
         return value
 
     @property

@@ -30,6 +30,7 @@ from kubeline.errors import ConfigError, mask_credentials
 SETTINGS_FILE_ENV = "KUBELINE_SETTINGS_FILE"
 DEFAULT_SETTINGS_FILE = "kubeline.yaml"
 ENV_PREFIX = "KUBELINE_"
+K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # a Kubernetes object name (RFC 1123)
 # What MLflow's client can reach: a server, or a database/file store on this machine.
 TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file")
 ARTIFACT_SCHEMES = ("s3", "file", "gs", "wasbs", "hdfs", "http", "https", "mlflow-artifacts")
@@ -67,10 +68,12 @@ class Settings(BaseSettings):
     )
     cluster_config_map: str = Field(
         "kubeline-settings",
+        pattern=K8S_NAME,
         description="ConfigMap whose KUBELINE_* keys every task reads on a cluster (compile time).",
     )
     cluster_s3_secret: str = Field(
         "kubeline-s3",
+        pattern=K8S_NAME,
         description="Secret with access-key-id/secret-access-key for S3, on a cluster (compile time).",
     )
     runner: Literal["subprocess", "docker"] = Field(

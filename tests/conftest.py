@@ -73,6 +73,18 @@ def edit_line(path: Path, line: int, old: str, new: str) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+@pytest.fixture
+def corrupt() -> Callable[[Path, int, str, str], None]:
+    """``corrupt(path, line, old, new)``: one cell of a data file made wrong (``edit_line``)."""
+    return edit_line
+
+
+@pytest.fixture(scope="session")
+def image_uid() -> str:
+    """The UID the pipeline image runs as (``IMAGE_UID``)."""
+    return IMAGE_UID
+
+
 @pytest.fixture(autouse=True)
 def isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test sees default settings: no KUBELINE_* from the shell, no kubeline.yaml."""

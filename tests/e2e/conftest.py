@@ -24,13 +24,13 @@ from kubeline.errors import PipelineError
 PREBUILT = os.environ.get("KUBELINE_E2E_IMAGE")
 BASE = os.environ.get("KUBELINE_E2E_BASE")
 WHEELHOUSE = os.environ.get("KUBELINE_E2E_WHEELHOUSE")
-UID = "10001"
 
 
 @dataclass(frozen=True)
 class Image:
     engine: str
     reference: str
+    user: str  # the image's own UID (tests/conftest.py: IMAGE_UID)
 
     def run(
         self, *args: str, mounts: Sequence[tuple[Path, str]] = ()
@@ -46,7 +46,7 @@ class Image:
                 "--tmpfs",
                 "/tmp",
                 "--user",
-                UID,
+                self.user,
                 "--network",
                 "none",
                 *volumes,
@@ -61,7 +61,7 @@ class Image:
 
 
 @pytest.fixture(scope="session")
-def image() -> Image:
+def image(image_uid: str) -> Image:
     from kubeline.images import build_images, find_engine
 
     try:
@@ -69,14 +69,14 @@ def image() -> Image:
     except PipelineError as exc:
         pytest.skip(f"e2e: no container engine reachable ({exc.message})")
     if PREBUILT:
-        return Image(engine, PREBUILT)
+        return Image(engine, PREBUILT, image_uid)
     built = build_images(
         engine=engine,
         base=BASE,
         tag=None,
         wheelhouse=Path(WHEELHOUSE) if WHEELHOUSE else None,
     )
-    return Image(engine, built[0].reference)
+    return Image(engine, built[0].reference, image_uid)
 
 
 def _readable_by_the_image_user(folder: Path) -> Path:
