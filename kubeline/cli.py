@@ -17,7 +17,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from kubeline import __version__
-from kubeline.errors import KubelineError, mask_credentials, os_error_message
+from kubeline.errors import KubelineError, os_error_message
 
 console = Console()
 err_console = Console(stderr=True)
@@ -27,7 +27,7 @@ def error_exit(exc: BaseException) -> typer.Exit:
     """The one place an error becomes what the user sees: one message, no traceback, a code.
 
     Kubeline's own errors, OS errors (a path that is a file, not writable, missing) and invalid
-    settings all end here; credentials inside URIs are masked in every message.
+    settings all end here; a kubeline error masks the credentials inside URIs itself.
     """
     from pydantic import ValidationError
 
@@ -38,7 +38,7 @@ def error_exit(exc: BaseException) -> typer.Exit:
 
         exc = settings_error(exc)
     code = exc.exit_code if isinstance(exc, KubelineError) else 1
-    err_console.print(f"[bold red]error:[/] {escape(mask_credentials(str(exc)))}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
     return typer.Exit(code)
 
 

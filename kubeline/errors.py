@@ -25,7 +25,9 @@ class KubelineError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+        # Masked here, so no printer (the CLI, a step's log, the KFP UI) shows a URI's password.
+        text = self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+        return mask_credentials(text)
 
 
 class ConfigError(KubelineError):
@@ -76,7 +78,7 @@ class DataError(KubelineError):
             lines.append(f"  ... and {len(self.problems) - len(shown)} more problems")
         if self.hint:
             lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
+        return mask_credentials("\n".join(lines))
 
 
 class TrainingError(KubelineError):
