@@ -106,15 +106,15 @@ class Settings(BaseSettings):
     @field_validator("state_dir")
     @classmethod
     def _state_dir_is_a_folder(cls, value: Path) -> Path:
-        # The nearest part of the path that exists must be a folder: a file there (the state
-        # folder itself, or one of its parents) would fail every command that writes state.
-        path = value.expanduser()
-        for part in (path, *path.parents):
-            if part.exists():
-                if not part.is_dir():
-                    what = "is a file" if part == path else f"is under the file {part}"
-                    raise ValueError(f"the state folder {path} {what}; name a folder")
-                break
+        # A file there (the state folder itself, or one of its parents) would fail every
+        # command that writes state; the output policy's own check says which.
+        from kubeline.errors import StorageError
+        from kubeline.storage import check_folder_target
+
+        try:
+            check_folder_target(value, "the state folder")
+        except StorageError as exc:
+            raise ValueError(exc.message) from None
         return value
 
     @field_validator("mlflow_tracking_uri")

@@ -175,43 +175,31 @@ def fingerprint(location: str | os.PathLike[str], settings: Settings | None = No
 MANIFEST = ".kubeline-output.json"
 
 
-def _file_in_the_way(path: Path) -> Path | None:
-    """The nearest existing part of ``path``'s parents when it is a file, else None."""
-    for part in path.parents:
-        if part.exists():
-            return None if part.is_dir() else part
-    return None
-
-
 def check_file_target(path: str | os.PathLike[str], what: str = "the output") -> Path:
     """``path`` as a place a file may be written to, or a StorageError saying why not."""
-    target = Path(path).expanduser()
-    if target.is_dir():
-        raise StorageError(
-            f"{what} {target} is a folder, where a file is expected",
-            hint="name a file (e.g. features.parquet) inside it",
-        )
-    blocker = _file_in_the_way(target)
-    if blocker is not None:
-        raise StorageError(
-            f"{what} {target} cannot be written: {blocker} is a file, not a folder",
-            hint="choose a path whose folders are folders",
-        )
-    return target
+    return _check_target(Path(path).expanduser(), what, folder=False)
 
 
 def check_folder_target(path: str | os.PathLike[str], what: str = "the output folder") -> Path:
     """``path`` as a folder that exists or can be made, or a StorageError saying why not."""
-    target = Path(path).expanduser()
-    if target.exists() and not target.is_dir():
+    return _check_target(Path(path).expanduser(), what, folder=True)
+
+
+def _check_target(target: Path, what: str, *, folder: bool) -> Path:
+    if target.exists() and target.is_dir() != folder:
+        found, wanted = ("file", "folder") if folder else ("folder", "file")
         raise StorageError(
-            f"{what} {target} is a file, where a folder is expected",
-            hint="name a folder (a new one is created)",
+            f"{what} {target} is a {found}, where a {wanted} is expected",
+            hint="name a folder (a new one is created)"
+            if folder
+            else "name a file (e.g. features.parquet) inside it",
         )
-    blocker = _file_in_the_way(target)
-    if blocker is not None:
+    # The nearest existing parent must be a folder: nothing can be made below a file.
+    blocker = next((p for p in target.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
         raise StorageError(
-            f"{what} {target} cannot be made: {blocker} is a file, not a folder",
+            f"{what} {target} cannot be {'made' if folder else 'written'}: {blocker} is a file, "
+            "not a folder",
             hint="choose a path whose folders are folders",
         )
     return target
