@@ -229,8 +229,8 @@ def _with_lineage(
     # Built from the Series directly: DataFrame.drop/select copy more than needed here.
     kept = [frame.get_column(c) for c in frame.columns if c not in (_PATH, _INDEX)]
     frame = pl.DataFrame([*kept, *extra])
-    if has_ticker:
-        frame = frame.with_columns(pl.col(s.TICKER).cast(pl.String).str.strip_chars())
+    if has_ticker:  # spaces and case are validation's to normalise, with a warning
+        frame = frame.with_columns(pl.col(s.TICKER).cast(pl.String))
     return frame
 
 

@@ -298,35 +298,42 @@ def _ticker_in_two_files(frame: pl.DataFrame) -> list[Problem]:
 
 
 def _one_spelling_per_ticker(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Problem]]:
-    """Spellings that differ only in case or surrounding spaces become one upper-case ticker.
+    """Tickers are matched ignoring surrounding spaces and, when spellings collide, case.
 
-    ``aapl`` and ``AAPL `` in one data set are one stock: read as two, each series would be cut
-    into fragments the features are computed on. A ticker with a single spelling keeps it.
+    ``" AAPL"`` is ``AAPL``; ``aapl`` and ``AAPL`` in one data set are one stock, written in upper
+    case: read as two, each series would be cut into fragments the features are computed on.
+    A ticker with a single spelling keeps its case. Every rewrite is a warning.
     """
-    key = pl.col(s.TICKER).str.strip_chars().str.to_uppercase()
+    stripped = pl.col(s.TICKER).str.strip_chars()
     spellings = (
-        frame.select(pl.col(s.TICKER), key.alias("key"), pl.col(s.SOURCE_FILE))
-        .group_by(s.TICKER)
-        .agg(pl.col("key").first(), pl.col(s.SOURCE_FILE).first())
-    )
-    merged = spellings.filter(pl.len().over("key") > 1).sort("key", s.TICKER)
-    if merged.is_empty():
-        return frame, []
-    rename = dict(zip(merged[s.TICKER].to_list(), merged["key"].to_list(), strict=True))
-    frame = frame.with_columns(pl.col(s.TICKER).replace(rename))
-    problems = [
-        Problem(
-            files[0],
-            None,
-            s.TICKER,
-            f"tickers {', '.join(repr(n) for n in names)} differ only in case or spaces; "
-            f"read as one ticker, {ticker}",
-            "warning",
+        frame.group_by(s.TICKER)
+        .agg(pl.col(s.SOURCE_FILE).first())
+        .drop_nulls(s.TICKER)
+        .with_columns(stripped.alias("stripped"), stripped.str.to_uppercase().alias("key"))
+        .with_columns(
+            pl.when(pl.col("stripped").n_unique().over("key") > 1)
+            .then(pl.col("key"))
+            .otherwise(pl.col("stripped"))
+            .alias("final")
         )
-        for ticker, names, files in merged.group_by("key", maintain_order=True)
-        .agg(s.TICKER, s.SOURCE_FILE)
-        .iter_rows()
-    ]
+        .filter((pl.col(s.TICKER) != pl.col("final")).any().over("final"))
+        .sort("final", s.TICKER)
+    )
+    if spellings.is_empty():
+        return frame, []
+    rename = dict(zip(spellings[s.TICKER].to_list(), spellings["final"].to_list(), strict=True))
+    frame = frame.with_columns(pl.col(s.TICKER).replace(rename))
+    problems = []
+    for ticker, names, files in (
+        spellings.group_by("final", maintain_order=True).agg(s.TICKER, s.SOURCE_FILE).iter_rows()
+    ):
+        shown = ", ".join(repr(n) for n in names)
+        message = (
+            f"tickers {shown} differ only in case or spaces; read as one ticker, {ticker}"
+            if len(names) > 1
+            else f"ticker {shown} has surrounding spaces; read as {ticker}"
+        )
+        problems.append(Problem(files[0], None, s.TICKER, message, "warning"))
     return frame, problems
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume"
@@ -47,8 +48,20 @@ def test_tickers_differing_only_in_case_or_spaces_are_one_ticker(
     path = long_file(tmp_path / "prices.csv", rows + [("MSFT", d) for d in days])
     done = cli("validate", path)
     assert done.exit_code == 0, done.output
-    assert "differ only in case or spaces; read as one ticker, AAPL" in done.flat
+    merged = "tickers ' AAPL ', 'AAPL', 'aapl' differ only in case or spaces; read as one ticker"
+    assert f"{merged}, AAPL" in done.flat
     assert "2 tickers" in done.flat  # AAPL (all 120 rows) and MSFT, not 4 fragments
+
+
+def test_a_ticker_with_surrounding_spaces_is_trimmed_with_a_warning(
+    tmp_path: Path, cli: Callable[..., object]
+) -> None:
+    days = weekdays(date(2001, 1, 2), 120)
+    path = long_file(tmp_path / "prices.csv", [(" msft ", d) for d in days])
+    done = cli("features", "--data", path, "--out", tmp_path / "f.parquet")
+    assert done.exit_code == 0, done.output
+    assert "ticker ' msft ' has surrounding spaces; read as msft" in done.flat
+    assert pl.read_parquet(tmp_path / "f.parquet")["ticker"].unique().to_list() == ["msft"]
 
 
 def test_two_digit_years_are_rejected_with_the_row_and_column(
