@@ -37,7 +37,7 @@ _DMY = r"^(\d{1,2})([/.-])(\d{1,2})[/.-]\d{4}$"
 _ISO_WITH_TIME = r"^\d{4}-\d{2}-\d{2}[T ]"
 _ISO_HINT = "write dates as ISO 8601 (YYYY-MM-DD), which cannot be misread"
 # 1/3/05, 05-01-03, 3 Jan 05, Jan 3, 05, 03-Jan-05: day, month and a year of two digits.
-_TWO_DIGIT_YEAR = r"^(\d{1,2}[/.-]\d{1,2}[/.-]\d{2}|\d{1,2}[ -][A-Za-z]{3,}[ -,]+\d{2}|[A-Za-z]{3,} \d{1,2},? \d{2})$"
+_TWO_DIGIT_YEAR = r"^(\d{1,2}[/.-]\d{1,2}[/.-]\d{2}|\d{1,2}[ -][A-Za-z]{3,}[ ,-]+\d{2}|[A-Za-z]{3,} \d{1,2},? \d{2})$"
 _EARLIEST_YEAR = 1800  # no exchange kept daily bars before; an earlier year is a misread
 
 
