@@ -39,7 +39,9 @@ Two-digit years and intraday bars are rejected when dates are parsed (``kubeline
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+import numpy as np
 import polars as pl
 
 from kubeline.data import schema as s
@@ -147,8 +149,9 @@ def validate(frame: pl.DataFrame, *, min_rows: int) -> ValidationResult:
     problems += _ticker_in_two_files(frame)
 
     frame = frame.filter(pl.col(s.DATE).is_not_null())
-    gaps = _gaps(frame)
-    problems += _long_gaps(gaps) + _mixed_frequencies(gaps)
+    if not frame.is_empty():
+        gaps = _Gaps.of(frame)
+        problems += _long_gaps(frame, gaps) + _mixed_frequencies(frame, gaps)
     counts = frame.group_by(s.TICKER).len()
     short = counts.filter(pl.col("len") < min_rows).sort(s.TICKER)
     dropped = short.get_column(s.TICKER).to_list()
@@ -360,77 +363,90 @@ def _also_dated(frame: pl.DataFrame) -> list[Problem]:
     ]
 
 
-def _gaps(frame: pl.DataFrame) -> pl.DataFrame:
-    """Days since the ticker's previous row, for every row but each ticker's first."""
-    return frame.select(
-        s.TICKER,
-        s.SOURCE_FILE,
-        s.SOURCE_ROW,
-        pl.col(s.DATE).shift(1).over(s.TICKER).alias("previous"),
-        s.DATE,
-        pl.col(s.DATE).diff().dt.total_days().over(s.TICKER).alias("gap"),
-    ).filter(pl.col("gap").is_not_null())
+@dataclass(frozen=True)
+class _Gaps:
+    """Days between each row and the previous row of its ticker, over a frame sorted by ticker.
+
+    numpy over the sorted columns, not polars window functions: these checks run on every
+    batch of the features path, and per-ticker medians there cost more than the rules are worth.
+    """
+
+    days: np.ndarray  # -1 at each ticker's first row
+    tickers: list[str | None]
+    starts: np.ndarray  # first row of each ticker's run
+    dates: np.ndarray  # day numbers
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> _Gaps:
+        runs = frame.get_column(s.TICKER).rle()
+        lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+        starts = np.cumsum(lengths) - lengths
+        dates = frame.get_column(s.DATE).cast(pl.Int32).fill_null(0).to_numpy()
+        days = np.diff(dates, prepend=dates[:1]).astype(np.int64)
+        days[starts] = -1
+        return cls(days, runs.struct.field("value").to_list(), starts, dates)
+
+    def count(self, low: int, high: int) -> np.ndarray:
+        """Per ticker, how many of its gaps are ``low`` to ``high`` days."""
+        return np.add.reduceat(
+            ((self.days >= low) & (self.days <= high)).astype(np.int64), self.starts
+        )
 
 
-def _long_gaps(gaps: pl.DataFrame) -> list[Problem]:
+def _long_gaps(frame: pl.DataFrame, gaps: _Gaps) -> list[Problem]:
     """A warning for each stretch of more than a year with no rows inside one ticker."""
-    gaps = gaps.filter(pl.col("gap") > MAX_GAP_DAYS)
-    shown = gaps.head(MAX_PROBLEMS_PER_RULE)
+    rows = np.flatnonzero(gaps.days > MAX_GAP_DAYS)
+    shown = rows[:MAX_PROBLEMS_PER_RULE]
+    hits = frame.select(s.TICKER, s.SOURCE_FILE, s.SOURCE_ROW, s.DATE)[shown.tolist()]
     problems = [
         Problem(
             file,
             row,
             s.DATE,
-            f"{ticker} has no rows from {previous} to {when} ({gap} days); the features "
-            "treat the gap as one bar: split the ticker or drop the older rows",
+            f"{ticker} has no rows from {when - timedelta(days=int(gap))} to {when} "
+            f"({gap} days); the features treat the gap as one bar: split the ticker or drop "
+            "the older rows",
             "warning",
         )
-        for ticker, file, row, previous, when, gap in shown.iter_rows()
+        for (ticker, file, row, when), gap in zip(
+            hits.iter_rows(), gaps.days[shown].tolist(), strict=True
+        )
     ]
-    if gaps.height > shown.height:
-        message = f"... and {gaps.height - shown.height} more gaps of over a year"
+    if len(rows) > len(shown):
+        message = f"... and {len(rows) - len(shown)} more gaps of over a year"
         problems.append(Problem(_UNKNOWN_FILE, None, s.DATE, message, "warning"))
     return problems
 
 
-def _mixed_frequencies(gaps: pl.DataFrame) -> list[Problem]:
+def _mixed_frequencies(frame: pl.DataFrame, gaps: _Gaps) -> list[Problem]:
     """Warnings when tickers have bars of different frequencies, or one ticker switches."""
-    from kubeline.data.snapshot import frequency_of
+    from kubeline.data.snapshot import FREQUENCIES
 
-    if gaps.is_empty():
+    if frame.is_empty():
         return []
-    daily, weekly = pl.col("gap").is_between(1, 4), pl.col("gap").is_between(5, 9)
-    per_ticker = (
-        gaps.group_by(s.TICKER)
-        .agg(
-            pl.col("gap").median().alias("median"),
-            daily.sum().alias("daily"),
-            weekly.sum().alias("weekly"),
-            pl.len().alias("n"),
-            pl.col(s.SOURCE_FILE).first(),
-        )
-        .sort(s.TICKER)
-    )
+    counts = np.stack([gaps.count(low, high) for _, low, high in FREQUENCIES])
+    total = np.add.reduceat((gaps.days >= 0).astype(np.int64), gaps.starts)
+    daily, weekly = counts[0], counts[1]
+    files = frame.get_column(s.SOURCE_FILE).gather(gaps.starts.tolist()).to_list()
     problems = []
-    # A daily series misses a week now and then; a switch shows as many gaps of each kind.
-    switching = per_ticker.filter(
-        (pl.min_horizontal("daily", "weekly") >= MIN_MIXED_GAPS)
-        & (pl.min_horizontal("daily", "weekly") >= 0.1 * pl.col("n"))
-    )
-    for ticker, _, n_daily, n_weekly, _, file in switching.iter_rows():
+    # A daily series misses a week now and then; a switch shows as many steps of each kind.
+    low = np.minimum(daily, weekly)
+    for i in np.flatnonzero((low >= MIN_MIXED_GAPS) & (low >= 0.1 * total)).tolist():
         problems.append(
             Problem(
-                file,
+                files[i],
                 None,
                 s.DATE,
-                f"{ticker} mixes daily and weekly bars ({n_daily} daily and {n_weekly} weekly "
-                "steps); the features count bars, not days: use one frequency",
+                f"{gaps.tickers[i]} mixes daily and weekly bars ({daily[i]} daily and "
+                f"{weekly[i]} weekly steps); the features count bars, not days: use one frequency",
                 "warning",
             )
         )
+    # Each ticker's frequency is the one most of its steps have (tickers of one row: none).
     kinds: dict[str, list[str]] = {}
-    for ticker, median in per_ticker.select(s.TICKER, "median").iter_rows():
-        kinds.setdefault(frequency_of(float(median)), []).append(ticker)
+    for i in np.flatnonzero(counts.max(axis=0) > 0).tolist():
+        name = FREQUENCIES[int(counts[:, i].argmax())][0]
+        kinds.setdefault(name, []).append(str(gaps.tickers[i]))
     if len(kinds) > 1:
         parts = [
             f"{len(names)} {kind} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
