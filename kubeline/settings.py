@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,6 +34,25 @@ K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # a Kubernetes object name
 # What MLflow's client can reach: a server, or a database/file store on this machine.
 TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file")
 ARTIFACT_SCHEMES = ("s3", "file", "gs", "wasbs", "hdfs", "http", "https", "mlflow-artifacts")
+# Setting -> (schemes it takes, whether a plain local path is fine, what to write instead).
+URI_RULES: dict[str, tuple[tuple[str, ...], bool, str]] = {
+    "mlflow_tracking_uri": (
+        TRACKING_SCHEMES,
+        False,
+        f"use one of {', '.join(TRACKING_SCHEMES)} "
+        "(e.g. http://127.0.0.1:5000 or sqlite:////abs/path/mlflow.db)",
+    ),
+    "mlflow_artifact_location": (
+        ARTIFACT_SCHEMES,
+        True,
+        f"use a local folder or one of {', '.join(ARTIFACT_SCHEMES)}",
+    ),
+    "s3_endpoint_url": (
+        ("http", "https"),
+        False,
+        "use an http(s) URL (e.g. http://127.0.0.1:9000), or leave it unset for AWS S3",
+    ),
+}
 
 
 class Settings(BaseSettings):
@@ -117,48 +136,18 @@ class Settings(BaseSettings):
             raise ValueError(exc.message) from None
         return value
 
-    @field_validator("mlflow_tracking_uri")
+    @field_validator(*URI_RULES)
     @classmethod
-    def _tracking_uri_has_a_known_scheme(cls, value: str | None) -> str | None:
+    def _uri_has_a_known_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
         if not value:
             return None
+        schemes, path_ok, usage = URI_RULES[str(info.field_name)]
         scheme = _scheme(value)
-        base = scheme.split("+", 1)[0]  # postgresql+psycopg2://
-        if base not in TRACKING_SCHEMES:
-            raise ValueError(
-                f"{mask_credentials(value)!r} has "
-                + (f"the unknown scheme {scheme!r}" if scheme else "no scheme")
-                + f"; use one of {', '.join(TRACKING_SCHEMES)} "
-                "(e.g. http://127.0.0.1:5000 or sqlite:////abs/path/mlflow.db)"
-            )
-        if base in ("http", "https"):
+        if (scheme or not path_ok) and scheme.split("+", 1)[0] not in schemes:
+            found = f"the unknown scheme {scheme!r}" if scheme else "no scheme"
+            raise ValueError(f"{mask_credentials(value)!r} has {found}; {usage}")
+        if scheme in ("http", "https"):
             _require_host(value)
-        return value
-
-    @field_validator("mlflow_artifact_location")
-    @classmethod
-    def _artifact_location_is_a_uri_or_path(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        scheme = _scheme(value)
-        if "://" in value and scheme not in ARTIFACT_SCHEMES:
-            raise ValueError(
-                f"{mask_credentials(value)!r} has the unknown scheme {scheme!r}; "
-                f"use a local folder or one of {', '.join(ARTIFACT_SCHEMES)}"
-            )
-        return value
-
-    @field_validator("s3_endpoint_url")
-    @classmethod
-    def _s3_endpoint_is_a_url(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        if _scheme(value) not in ("http", "https"):
-            raise ValueError(
-                f"{mask_credentials(value)!r} is not an http(s) URL "
-                "(e.g. http://127.0.0.1:9000); leave it unset for AWS S3"
-            )
-        _require_host(value)
         return value
 
     @classmethod
