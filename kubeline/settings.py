@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         scheme = _scheme(value)
         if (scheme or not path_ok) and scheme.split("+", 1)[0] not in schemes:
             found = f"the unknown scheme {scheme!r}" if scheme else "no scheme"
-            raise ValueError(f"{mask_credentials(value)!r} has {found}; {usage}")
+            raise ValueError(f"has {found}; {usage}")  # the value is shown beside the name
         if scheme in ("http", "https"):
             _require_host(value)
         return value
@@ -229,9 +229,9 @@ def _require_host(uri: str) -> None:
         parts = urlsplit(uri)
         parts.port  # noqa: B018  # raises ValueError for a port that is not a number
     except ValueError as exc:
-        raise ValueError(f"{mask_credentials(uri)!r} is not a valid URL ({exc})") from None
+        raise ValueError(f"is not a valid URL ({exc})") from None
     if not parts.hostname:
-        raise ValueError(f"{mask_credentials(uri)!r} names no host")
+        raise ValueError("names no host")
 
 
 def settings_file() -> Path | None:
