@@ -8,36 +8,111 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
-from kubeline.errors import KubelineError
-
-app = typer.Typer(
-    help="kubeline: the ML lifecycle for daily market data, as Kubeflow Pipelines components.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-data_app = typer.Typer(help="Make and inspect data sets.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-images_app = typer.Typer(help="Build the container images the steps run in.", no_args_is_help=True)
-app.add_typer(images_app, name="images")
+from kubeline import __version__
+from kubeline.errors import KubelineError, os_error_message
 
 console = Console()
 err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
-DataOption = Annotated[
-    str | None,
-    typer.Option("--data", help="Local path or s3://bucket/prefix of the raw OHLCV files."),
-]
+
+def error_exit(exc: BaseException) -> typer.Exit:
+    """The one place an error becomes what the user sees: one message, no traceback, a code.
+
+    Kubeline's own errors, OS errors (a path that is a file, not writable, missing) and invalid
+    settings all end here; a kubeline error masks the credentials inside URIs itself.
+    """
+    from pydantic import ValidationError
+
+    if isinstance(exc, OSError):
+        exc = os_error_message(exc)
+    elif isinstance(exc, ValidationError) and exc.title == "Settings":
+        from kubeline.settings import settings_error
+
+        exc = settings_error(exc)
+    code = exc.exit_code if isinstance(exc, KubelineError) else 1
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+    return typer.Exit(code)
+
+
+class KubelineGroup(TyperGroup):
+    """Every command runs inside this group: its errors are reported by ``error_exit``.
+
+    Boolean flags take no value, so their help shows no ``<bool>`` type.
+    """
+
+    # typer vendors its own click: its contexts and parameters are typed loosely here.
+    def invoke(self, ctx: Any) -> Any:
+        from pydantic import ValidationError
+
+        try:
+            return super().invoke(ctx)
+        except (KubelineError, OSError, ValidationError) as exc:
+            raise error_exit(exc) from None
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _no_flag_type(command, ctx)
+        return command
+
+    def get_params(self, ctx: Any) -> Any:
+        params = super().get_params(ctx)
+        _no_flag_type(self, ctx, params)
+        return params
+
+
+def _no_flag_type(command: Any, ctx: Any, params: list[Any] | None = None) -> None:
+    for param in params if params is not None else command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+def _typer(help: str) -> typer.Typer:
+    return typer.Typer(
+        help=help,
+        cls=KubelineGroup,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+
+app = _typer("kubeline: the ML lifecycle for daily market data, as Kubeflow Pipelines components.")
+data_app = _typer("Make and inspect data sets.")
+app.add_typer(data_app, name="data")
+images_app = _typer("Build the container images the steps run in.")
+app.add_typer(images_app, name="images")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"kubeline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """kubeline: the ML lifecycle for daily market data, as Kubeflow Pipelines components."""
+    # Settings are checked before any command runs, so a bad KUBELINE_* value stops every
+    # command alike, not only the ones that happen to read it late in a step.
+    _settings()
+
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", help="YAML run config (see configs/); default: built-in defaults."),
@@ -45,20 +120,6 @@ ConfigOption = Annotated[
 ModelOption = Annotated[
     str | None, typer.Option("--model", help="Registered model name (default: from settings).")
 ]
-
-
-def handles_errors(func: F) -> F:
-    """Print kubeline errors as a message, not a traceback, and exit with their code."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except KubelineError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _settings() -> Any:
@@ -77,13 +138,35 @@ def _config_text(config: Path | None) -> str:
     return config.read_text()
 
 
+MAX_WARNINGS_SHOWN = 20
+
+
+def _print_warnings(warnings: list[Any]) -> None:
+    """The first warnings, then how many more: a flood must not hide the summary line."""
+    for problem in warnings[:MAX_WARNINGS_SHOWN]:
+        err_console.print(f"[yellow]warning:[/] {escape(str(problem))}", highlight=False)
+    if len(warnings) > MAX_WARNINGS_SHOWN:
+        err_console.print(
+            f"[yellow]warning:[/] ... and {len(warnings) - MAX_WARNINGS_SHOWN} more warnings",
+            highlight=False,
+        )
+
+
 @data_app.command("generate")
-@handles_errors
 def data_generate(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the data set to.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder to write the data set to: new, empty, or an earlier `data generate` "
+            "output (a folder holding other files is refused, never emptied).",
+        ),
+    ],
     tickers: Annotated[int, typer.Option(min=1, help="Number of tickers.")] = 20,
     years: Annotated[float, typer.Option(min=0.1, help="Years of trading days.")] = 5.0,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed, the same data.")] = 7,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Random seed (0 or more): the same seed, the same data.")
+    ] = 7,
     layout: Annotated[
         Literal["yahoo", "kaggle", "long"], typer.Option(help="File layout to write.")
     ] = "yahoo",
@@ -101,7 +184,6 @@ def data_generate(
 
 
 @app.command()
-@handles_errors
 def validate(
     data: Annotated[str, typer.Argument(help="Local path or s3:// prefix of the raw files.")],
     config: ConfigOption = None,
@@ -110,8 +192,7 @@ def validate(
     from kubeline.steps.validate import check
 
     result = check(data, _config_text(config))
-    for problem in result.warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(str(problem))}", highlight=False)
+    _print_warnings(result.warnings)
     result.raise_for_errors()
     summary = result.summary
     console.print(
@@ -123,7 +204,6 @@ def validate(
 
 
 @app.command()
-@handles_errors
 def features(
     data: Annotated[str, typer.Option("--data", help="Local path or s3:// prefix.")],
     out: Annotated[str, typer.Option("--out", help="Parquet file to write (local or s3://).")],
@@ -161,12 +241,10 @@ def features(
     )
     if summary.content_hash:
         console.print(f"content hash of the clean data: {summary.content_hash}", highlight=False)
-    for problem in summary.warnings[:20]:
-        err_console.print(f"[yellow]warning:[/] {escape(str(problem))}", highlight=False)
+    _print_warnings(summary.warnings)
 
 
 @app.command("compile")
-@handles_errors
 def compile_(
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for the specs (default: the package's).")
@@ -178,7 +256,10 @@ def compile_(
     """Compile the pipelines to KFP v2 YAML (components use the KUBELINE_IMAGE image)."""
     from kubeline.errors import PipelineError
     from kubeline.runner import compile_pipelines, compiled_dir, stale_specs
+    from kubeline.storage import check_folder_target
 
+    if out is not None:
+        check_folder_target(out, "--out")
     if check:
         stale = stale_specs(out or compiled_dir())
         if stale:
@@ -294,7 +375,7 @@ def _print_outcome(result: Any) -> None:
             soft_wrap=True,
         )
     else:
-        console.print(f"  MLflow: {settings.tracking_uri}", soft_wrap=True)
+        console.print(f"  MLflow: {settings.shown_tracking_uri}", highlight=False, soft_wrap=True)
 
 
 def _needs_the_ui_extra() -> str:
@@ -309,9 +390,15 @@ def _needs_the_ui_extra() -> str:
 
 
 @app.command()
-@handles_errors
 def run(
-    data: DataOption = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Local path or s3://bucket/prefix of the raw OHLCV files (required; "
+            "`kubeline demo` runs on generated data).",
+        ),
+    ] = None,
     config: ConfigOption = None,
     model: ModelOption = None,
     min_improvement: Annotated[
@@ -326,20 +413,22 @@ def run(
     ] = None,
 ) -> None:
     """Run the compiled training pipeline on this machine with kfp.local."""
-    from kubeline.data.demo import demo_data
+    from kubeline.errors import ConfigError
 
-    config_text = _config_text(config)
     if data is None:
-        folder, made = demo_data(_settings().state_path)
-        if made:
-            console.print(f"generated the demo data set in {folder}")
-        data = str(folder)
+        # Training on made-up data and registering the result could put a synthetic model
+        # over a real champion: only `kubeline demo` does that, and says so.
+        raise ConfigError(
+            "kubeline run needs --data: the raw files to train on (a folder, a file or an "
+            "s3:// prefix); nothing was run",
+            hint="to try kubeline on generated data, run `kubeline demo`",
+        )
+    config_text = _config_text(config)
     result = _run_pipeline(data, config_text, model or "", min_improvement, runner)
     _print_outcome(result)
 
 
 @app.command()
-@handles_errors
 def demo() -> None:
     """Generate the demo data (20 tickers x 5 years), run the pipeline, show the champion."""
     from kubeline.data.demo import demo_data
@@ -351,7 +440,6 @@ def demo() -> None:
 
 
 @app.command()
-@handles_errors
 def promote(
     version: Annotated[str, typer.Option("--version", help="Model version to make champion.")],
     model: ModelOption = None,
@@ -367,7 +455,6 @@ def promote(
 
 
 @app.command()
-@handles_errors
 def rollback(model: ModelOption = None) -> None:
     """Return the champion alias to the previous champion."""
     from kubeline import registry
@@ -379,7 +466,6 @@ def rollback(model: ModelOption = None) -> None:
 
 
 @app.command()
-@handles_errors
 def models(
     model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -426,14 +512,12 @@ def _scores(scores: dict[str, Any]) -> str:
 
 
 @app.command("config")
-@handles_errors
 def show_config() -> None:
     """Print the effective settings as JSON (secrets masked)."""
     print(json.dumps(_settings().masked(), indent=2))
 
 
 @images_app.command("build")
-@handles_errors
 def images_build(
     engine: Annotated[
         Literal["docker", "podman"] | None,

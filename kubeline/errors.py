@@ -5,7 +5,13 @@ The CLI prints these without a traceback and exits non-zero; anything else is a 
 
 from __future__ import annotations
 
+import errno
+import re
 from dataclasses import dataclass
+
+# ``scheme://user:password@host``: the password part, wherever a URI is printed or logged.
+_URI_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*):(?P<secret>[^\s/@]+)@")
+MASK = "********"
 
 
 class KubelineError(Exception):
@@ -19,7 +25,9 @@ class KubelineError(Exception):
         self.hint = hint
 
     def __str__(self) -> str:
-        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+        # Masked here, so no printer (the CLI, a step's log, the KFP UI) shows a URI's password.
+        text = self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+        return mask_credentials(text)
 
 
 class ConfigError(KubelineError):
@@ -70,7 +78,7 @@ class DataError(KubelineError):
             lines.append(f"  ... and {len(self.problems) - len(shown)} more problems")
         if self.hint:
             lines.append(f"  hint: {self.hint}")
-        return "\n".join(lines)
+        return mask_credentials("\n".join(lines))
 
 
 class TrainingError(KubelineError):
@@ -82,4 +90,36 @@ class RegistryError(KubelineError):
 
 
 class PipelineError(KubelineError):
-    """A pipeline run failed, or could not be compiled or started."""
+    """A pipeline run failed, or could not be compiled or started.
+
+    ``exit_code`` is the failed step's own (3 for bad data), so ``kubeline run`` and
+    ``kubeline validate`` exit alike on the same input.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, exit_code: int = 1) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@host`` replaced by asterisks."""
+    return _URI_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+
+
+def os_error_message(exc: OSError) -> KubelineError:
+    """An OS error as a StorageError naming the path and what to do, not a traceback."""
+    path = str(exc.filename) if exc.filename is not None else "a path"
+    other = f" -> {exc.filename2}" if exc.filename2 is not None else ""
+    reason = (exc.strerror or str(exc)).lower()
+    hints = {
+        errno.ENOTDIR: "a part of the path is a file where a folder is expected: choose another path",
+        errno.EISDIR: "the path is a folder where a file is expected: name a file",
+        errno.EEXIST: "something is already at that path: remove it or choose another path",
+        errno.EACCES: "choose a path you may write, or change its permissions",
+        errno.EPERM: "choose a path you may write, or change its permissions",
+        errno.EROFS: "the file system is read-only: choose a writable path",
+        errno.ENOSPC: "free some disk space and try again",
+        errno.ENOENT: "check the path",
+    }
+    hint = hints.get(exc.errno or 0, "check the path and its permissions")
+    return StorageError(f"{path}{other}: {reason}", hint=hint)

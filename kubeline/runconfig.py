@@ -204,11 +204,28 @@ def _estimator_params(path: str) -> frozenset[str]:
         raise ValueError(f"{path}() cannot be built without arguments: {exc}") from exc
     if not callable(getattr(instance, "get_params", None)):
         raise ValueError(f"{path} has no get_params(); it is not scikit-learn compatible")
-    from sklearn.base import is_classifier  # only configs naming a custom estimator pay this
+    from sklearn.base import is_regressor  # only configs naming a custom estimator pay this
 
-    if is_classifier(instance):
-        raise ValueError(f"{path} is a classifier; a regressor is needed")
+    # fit/predict is not enough: a clusterer or a classifier has both and would train on the
+    # target as if it were labels. scikit-learn's estimator tags say what the class is.
+    if not is_regressor(instance):
+        kind = _estimator_kind(instance)
+        raise ValueError(
+            f"{path} is {kind}, not a regressor; name a regressor such as "
+            "sklearn.linear_model.Lasso"
+        )
     return frozenset(instance.get_params(deep=False))
+
+
+def _estimator_kind(instance: Any) -> str:
+    """``a classifier``, ``a clusterer``...: what scikit-learn's tags call the estimator."""
+    from sklearn.utils import get_tags
+
+    try:
+        kind = get_tags(instance).estimator_type
+    except Exception:  # a class outside scikit-learn may have no tags at all
+        kind = None
+    return f"a {kind}" if kind else "not tagged as any kind of estimator"
 
 
 def _default_candidates() -> list[Candidate]:
@@ -271,6 +288,14 @@ class RunConfig(_Strict):
     def _unique_features(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and len(set(value)) != len(value):
             raise ValueError("features must not repeat")
+        # Checked here, not in the features step, so `kubeline run` refuses before any step.
+        from kubeline.features import FEATURES
+
+        unknown = [name for name in value or () if name not in FEATURES]
+        if unknown:
+            raise ValueError(
+                f"unknown feature(s) {', '.join(unknown)}; choose from {', '.join(FEATURES)}"
+            )
         return value
 
     @property

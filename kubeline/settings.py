@@ -2,6 +2,11 @@
 
 Nothing else in kubeline reads the environment for configuration; endpoints, bucket names,
 model names and credentials come from here (credentials only from the environment).
+
+Settings are checked when loaded, so a bad value stops the command that reads it with one
+sentence naming the variable and the value, not a traceback from deep inside a step:
+``KUBELINE_SETTINGS_FILE`` must name a file that exists and holds a YAML mapping; URIs must
+have a scheme kubeline can use; the state folder must not be a file.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,16 +25,41 @@ from pydantic_settings import (
 )
 
 from kubeline import __version__
+from kubeline.errors import ConfigError, mask_credentials
 
 SETTINGS_FILE_ENV = "KUBELINE_SETTINGS_FILE"
 DEFAULT_SETTINGS_FILE = "kubeline.yaml"
+ENV_PREFIX = "KUBELINE_"
+K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # a Kubernetes object name (RFC 1123)
+# What MLflow's client can reach: a server, or a database/file store on this machine.
+TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file")
+ARTIFACT_SCHEMES = ("s3", "file", "gs", "wasbs", "hdfs", "http", "https", "mlflow-artifacts")
+# Setting -> (schemes it takes, whether a plain local path is fine, what to write instead).
+URI_RULES: dict[str, tuple[tuple[str, ...], bool, str]] = {
+    "mlflow_tracking_uri": (
+        TRACKING_SCHEMES,
+        False,
+        f"use one of {', '.join(TRACKING_SCHEMES)} "
+        "(e.g. http://127.0.0.1:5000 or sqlite:////abs/path/mlflow.db)",
+    ),
+    "mlflow_artifact_location": (
+        ARTIFACT_SCHEMES,
+        True,
+        f"use a local folder or one of {', '.join(ARTIFACT_SCHEMES)}",
+    ),
+    "s3_endpoint_url": (
+        ("http", "https"),
+        False,
+        "use an http(s) URL (e.g. http://127.0.0.1:9000), or leave it unset for AWS S3",
+    ),
+}
 
 
 class Settings(BaseSettings):
     """Effective settings for one process."""
 
     # An empty variable is unset: a cluster's ConfigMap may hold a key with no value.
-    model_config = SettingsConfigDict(env_prefix="KUBELINE_", extra="forbid", env_ignore_empty=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", env_ignore_empty=True)
 
     state_dir: Path = Field(
         Path(".kubeline"),
@@ -43,21 +73,28 @@ class Settings(BaseSettings):
         description="Artifact root for new experiments with the embedded store "
         "(default: state folder); a tracking server decides its own.",
     )
-    experiment_name: str = Field("kubeline", description="MLflow experiment for pipeline runs.")
+    experiment_name: str = Field(
+        "kubeline", min_length=1, description="MLflow experiment for pipeline runs."
+    )
     model_name: str = Field(
-        "kubeline-returns", description="Registered model name when the run config names none."
+        "kubeline-returns",
+        min_length=1,
+        description="Registered model name when the run config names none.",
     )
     image: str = Field(
         f"kubeline-pipeline:{__version__}",
+        pattern=r"^[^\s]+$",
         description="The pipeline image: what `kubeline images build` tags, `kubeline compile` "
         "names in the spec and `kubeline run --runner docker` runs.",
     )
     cluster_config_map: str = Field(
         "kubeline-settings",
+        pattern=K8S_NAME,
         description="ConfigMap whose KUBELINE_* keys every task reads on a cluster (compile time).",
     )
     cluster_s3_secret: str = Field(
         "kubeline-s3",
+        pattern=K8S_NAME,
         description="Secret with access-key-id/secret-access-key for S3, on a cluster (compile time).",
     )
     runner: Literal["subprocess", "docker"] = Field(
@@ -81,11 +118,39 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         None, description="S3-compatible endpoint (MinIO, SeaweedFS); default: AWS."
     )
-    s3_region: str = Field("us-east-1", description="Region for S3 requests.")
+    s3_region: str = Field("us-east-1", min_length=1, description="Region for S3 requests.")
     s3_access_key_id: SecretStr | None = Field(
         None, description="S3 access key; default: boto3's credential chain (AWS_* env vars)."
     )
     s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key.")
+
+    @field_validator("state_dir")
+    @classmethod
+    def _state_dir_is_a_folder(cls, value: Path) -> Path:
+        # A file there (the state folder itself, or one of its parents) would fail every
+        # command that writes state; the output policy's own check says which.
+        from kubeline.errors import StorageError
+        from kubeline.storage import check_folder_target
+
+        try:
+            check_folder_target(value, "the state folder")
+        except StorageError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+    @field_validator(*URI_RULES)
+    @classmethod
+    def _uri_has_a_known_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value:
+            return None
+        schemes, path_ok, usage = URI_RULES[str(info.field_name)]
+        scheme = _scheme(value)
+        if (scheme or not path_ok) and scheme.split("+", 1)[0] not in schemes:
+            found = f"the unknown scheme {scheme!r}" if scheme else "no scheme"
+            raise ValueError(f"has {found}; {usage}")  # the value is shown beside the name
+        if scheme in ("http", "https"):
+            _require_host(value)
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -96,7 +161,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = os.environ.get(SETTINGS_FILE_ENV, DEFAULT_SETTINGS_FILE)
+        path = settings_file()
+        if path is None:
+            return init_settings, env_settings
         yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=path)
         return init_settings, env_settings, yaml_source
 
@@ -122,8 +189,17 @@ class Settings(BaseSettings):
             return None
         return self.embedded_store[1].as_uri()
 
+    @property
+    def shown_tracking_uri(self) -> str:
+        """The tracking URI as it may be printed or logged: any password masked."""
+        return mask_credentials(self.tracking_uri)
+
     def masked(self) -> dict[str, Any]:
-        """Effective settings as plain JSON-able values, secrets replaced by asterisks."""
+        """Effective settings as plain JSON-able values, secrets replaced by asterisks.
+
+        Secret fields are masked whole; any other text is masked where it holds a URI's
+        password (``http://user:********@host``).
+        """
         out: dict[str, Any] = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
@@ -131,29 +207,105 @@ class Settings(BaseSettings):
                 out[name] = "********" if value.get_secret_value() else None
             elif isinstance(value, Path):
                 out[name] = str(value)
+            elif isinstance(value, str):
+                out[name] = mask_credentials(value)
             else:
                 out[name] = value
-        out["effective_tracking_uri"] = self.tracking_uri
-        out["effective_artifact_location"] = self.artifact_location or "(tracking server's)"
+        out["effective_tracking_uri"] = self.shown_tracking_uri
+        location = self.artifact_location
+        out["effective_artifact_location"] = (
+            mask_credentials(location) if location else "(tracking server's)"
+        )
         out["effective_state_dir"] = str(self.state_path)
         return out
 
 
+def _scheme(uri: str) -> str:
+    return uri.partition("://")[0].lower() if "://" in uri else ""
+
+
+def _require_host(uri: str) -> None:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
+    if not parts.hostname:
+        raise ValueError("names no host")
+
+
+def settings_file() -> Path | None:
+    """The YAML settings file to read, or None when there is none to read.
+
+    ``KUBELINE_SETTINGS_FILE`` must name a file that exists: a typo there would otherwise
+    silently fall back to the defaults. Set to the empty string it means "no file" (a child
+    process that must see only the defaults). ``kubeline.yaml`` in the working folder is optional.
+    """
+    import yaml
+
+    named = os.environ.get(SETTINGS_FILE_ENV)
+    if named == "":
+        return None
+    path = Path(named or DEFAULT_SETTINGS_FILE).expanduser()
+    hint = f"unset {SETTINGS_FILE_ENV} to use only KUBELINE_* variables and the defaults"
+    if not path.exists():
+        if named:
+            raise ConfigError(f"{SETTINGS_FILE_ENV} names {path}, which does not exist", hint=hint)
+        return None
+    if not path.is_file():
+        raise ConfigError(f"the settings file {path} is a folder, not a YAML file", hint=hint)
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(
+            f"the settings file {path} is not valid YAML{where}: {problem}",
+            hint="fix the file: one `key: value` per line, as in `kubeline config`",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the settings file {path}: {exc}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(
+            f"the settings file {path} holds a {type(loaded).__name__}, not a mapping of settings",
+            hint="write one `key: value` per line, as in `kubeline config`",
+        )
+    return path
+
+
+def settings_error(exc: ValidationError) -> ConfigError:
+    """Invalid settings as one message naming each setting, its variable and what is wrong."""
+    secret = {n for n, f in Settings.model_fields.items() if f.annotation == SecretStr | None}
+    bad = []
+    for error in exc.errors():
+        name = ".".join(str(p) for p in error["loc"]) or "(root)"
+        variable = f"{ENV_PREFIX}{name.upper()}" if name in Settings.model_fields else name
+        message = str(error["msg"]).removeprefix("Value error, ")
+        shown = "" if name in secret or "input" not in error else f" = {error['input']!r}"
+        if error["type"] == "extra_forbidden":
+            message = "is not a setting (see `kubeline config` for the names)"
+            variable = name
+        label = f"{name} ({variable})" if variable != name else name
+        bad.append(f"{label}{mask_credentials(shown)}: {message}")
+    source = settings_file_name()
+    return ConfigError(
+        f"invalid settings: {'; '.join(bad)}",
+        hint=f"settings come from {ENV_PREFIX}* variables and {source}",
+    )
+
+
+def settings_file_name() -> str:
+    named = os.environ.get(SETTINGS_FILE_ENV)
+    return named or f"{DEFAULT_SETTINGS_FILE} (or the file named by {SETTINGS_FILE_ENV})"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    from pydantic import ValidationError
-
-    from kubeline.errors import ConfigError
-
+    """The process-wide settings, read once and checked (ConfigError when invalid)."""
     try:
         return Settings()
     except ValidationError as exc:
-        bad = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(
-            f"invalid settings: {bad}",
-            hint=f"settings come from KUBELINE_* variables and {DEFAULT_SETTINGS_FILE} "
-            f"(or the file named by {SETTINGS_FILE_ENV})",
-        ) from None
+        raise settings_error(exc) from None

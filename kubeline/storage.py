@@ -3,10 +3,22 @@
 A location is a local path or an ``s3://bucket/prefix`` URI. Writers never leave half-written
 output: local files go to a temporary name in the same folder and are renamed; an S3 object
 appears only when its upload completes (a PUT, or a multipart upload, is atomic).
+
+The output policy, for every command that writes:
+
+* a file output (``features --out x.parquet``) replaces only that file; a folder there, or a
+  file where one of its parent folders should be, is an error before any work is done;
+* a folder output (``data generate --out DIR``) is written to a temporary folder beside it and
+  moved into place whole. A user's files are never deleted: an existing folder is replaced
+  only when it is empty or holds nothing but an earlier output of kubeline (listed in its
+  ``.kubeline-output.json``); one holding anything else is refused with a sentence;
+* a folder that several outputs share (``compile --out``) must be a folder or creatable;
+  each writer replaces only its own files in it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -160,6 +172,103 @@ def fingerprint(location: str | os.PathLike[str], settings: Settings | None = No
     return digest.hexdigest()[:16]
 
 
+MANIFEST = ".kubeline-output.json"
+
+
+def check_file_target(path: str | os.PathLike[str], what: str = "the output") -> Path:
+    """``path`` as a place a file may be written to, or a StorageError saying why not."""
+    return _check_target(Path(path).expanduser(), what, folder=False)
+
+
+def check_folder_target(path: str | os.PathLike[str], what: str = "the output folder") -> Path:
+    """``path`` as a folder that exists or can be made, or a StorageError saying why not."""
+    return _check_target(Path(path).expanduser(), what, folder=True)
+
+
+def _check_target(target: Path, what: str, *, folder: bool) -> Path:
+    if target.exists() and target.is_dir() != folder:
+        found, wanted = ("file", "folder") if folder else ("folder", "file")
+        raise StorageError(
+            f"{what} {target} is a {found}, where a {wanted} is expected",
+            hint="name a folder (a new one is created)"
+            if folder
+            else "name a file (e.g. features.parquet) inside it",
+        )
+    # The nearest existing parent must be a folder: nothing can be made below a file.
+    blocker = next((p for p in target.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise StorageError(
+            f"{what} {target} cannot be {'made' if folder else 'written'}: {blocker} is a file, "
+            "not a folder",
+            hint="choose a path whose folders are folders",
+        )
+    return target
+
+
+def _foreign_files(folder: Path) -> list[str]:
+    """What in ``folder`` an earlier kubeline output did not write (sorted, relative)."""
+    listed: set[str] = set()
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        try:
+            listed = set(json.loads(manifest.read_text())["files"])
+        except (ValueError, KeyError, TypeError):
+            listed = set()
+    present = sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if (p.is_file() or p.is_symlink()) and p != manifest
+    )
+    return [name for name in present if name not in listed]
+
+
+@contextmanager
+def output_folder(path: str | os.PathLike[str], what: str = "the output folder") -> Iterator[Path]:
+    """Yield an empty temporary folder; on success it becomes ``path``, replacing it whole.
+
+    Refused before any work when ``path`` is a file, or a folder holding anything an earlier
+    kubeline output did not write. The files written are listed in ``path/.kubeline-output.json``
+    so the next run knows they are its own to replace.
+    """
+    final = check_folder_target(path, what)
+    if final.is_dir():
+        foreign = _foreign_files(final)
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (
+                f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+            )
+            raise StorageError(
+                f"{what} {final} already holds files kubeline did not write ({shown}); "
+                "nothing was changed",
+                hint="choose a new or empty folder, or move those files away",
+            )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        written = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        (tmp / MANIFEST).write_text(json.dumps({"files": written}, indent=1) + "\n")
+        _swap_into_place(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final``; an old ``final`` (kubeline's own) goes once the new is in."""
+    if not final.exists():
+        tmp.rename(final)
+        return
+    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+    final.rename(old)
+    try:
+        tmp.rename(final)
+    except OSError:
+        old.rename(final)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, else vanishes."""
@@ -194,7 +303,7 @@ def output_location(
     For s3:// the file is written to a local temporary folder and uploaded when the block ends.
     """
     if not is_s3(location):
-        with atomic_path(location) as tmp:
+        with atomic_path(check_file_target(location)) as tmp:
             yield tmp
         return
     with tempfile.TemporaryDirectory(prefix="kubeline-out-") as tmpdir:

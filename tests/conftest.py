@@ -16,27 +16,84 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 VENV_BIN = Path(sys.executable).parent
+# The pipeline image's own user (images/pipeline/Containerfile), as a cluster runs it.
+IMAGE_UID = "10001"
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one in-process ``kubeline`` command did: its exit code and what it printed."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    exception: BaseException | None
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def flat(self) -> str:
+        """Both streams with line wrapping undone, for matching sentences."""
+        return " ".join(self.output.split())
+
+
+def run_cli(*args: str) -> CliResult:
+    """Run ``kubeline ARGS`` in this process with typer's CliRunner, streams kept apart."""
+    from typer.testing import CliRunner
+
+    from kubeline.cli import app
+    from kubeline.settings import get_settings
+
+    get_settings.cache_clear()  # each command reads the settings as a new process would
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    exception = result.exception if not isinstance(result.exception, SystemExit) else None
+    return CliResult(result.exit_code, result.stdout, result.stderr, exception)
+
+
+@pytest.fixture
+def cli() -> Callable[..., CliResult]:
+    """``cli("validate", path)``: a kubeline command run in-process (see ``run_cli``)."""
+    return run_cli
+
+
+def edit_line(path: Path, line: int, old: str, new: str) -> None:
+    """Corrupt a text file: replace ``old`` by ``new`` on its 1-based ``line`` (header = 1)."""
+    lines = path.read_text().splitlines()
+    assert old in lines[line - 1], f"{old!r} is not on line {line} of {path}"
+    lines[line - 1] = lines[line - 1].replace(old, new, 1)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def corrupt() -> Callable[[Path, int, str, str], None]:
+    """``corrupt(path, line, old, new)``: one cell of a data file made wrong (``edit_line``)."""
+    return edit_line
+
+
+@pytest.fixture(scope="session")
+def image_uid() -> str:
+    """The UID the pipeline image runs as (``IMAGE_UID``)."""
+    return IMAGE_UID
 
 
 @pytest.fixture(autouse=True)
-def isolated_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
+def isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test sees default settings: no KUBELINE_* from the shell, no kubeline.yaml."""
     from kubeline.settings import get_settings
 
     for name in list(os.environ):
         if name.startswith("KUBELINE_"):
             monkeypatch.delenv(name)
-    missing = tmp_path_factory.getbasetemp() / "no-settings.yaml"
-    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", str(missing))
+    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", "")  # no settings file, not even kubeline.yaml
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

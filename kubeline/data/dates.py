@@ -7,6 +7,11 @@ differ between files), each value is parsed by the format it matches. Numeric da
 somewhere in that file; a file where neither does is ambiguous and rejected with a hint, because
 guessing would silently shift every date. Times and time zones are dropped: the date is the one
 written in the text, not its UTC date.
+
+Two things are refused rather than guessed: a two-digit year (``1/3/05`` would otherwise read
+as the year 1, 3 or 5 and scramble the series; each file's first such row is named), and
+intraday bars (several times on one date in one file): one "intraday bars are not supported"
+error, not one duplicate per bar.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ UNAMBIGUOUS_FORMATS = (
 _DMY = r"^(\d{1,2})([/.-])(\d{1,2})[/.-]\d{4}$"
 _ISO_WITH_TIME = r"^\d{4}-\d{2}-\d{2}[T ]"
 _ISO_HINT = "write dates as ISO 8601 (YYYY-MM-DD), which cannot be misread"
+# 1/3/05, 05-01-03, 3 Jan 05, Jan 3, 05, 03-Jan-05: day, month and a year of two digits.
+_TWO_DIGIT_YEAR = r"^(\d{1,2}[/.-]\d{1,2}[/.-]\d{2}|\d{1,2}[ -][A-Za-z]{3,}[ ,-]+\d{2}|[A-Za-z]{3,} \d{1,2},? \d{2})$"
+_EARLIEST_YEAR = 1800  # no exchange kept daily bars before; an earlier year is a misread
 
 
 def _normalized(text: pl.Expr) -> pl.Expr:
@@ -65,14 +73,33 @@ def parse_date_column(
     if dtype == pl.Date:
         return frame, []
     if isinstance(dtype, pl.Datetime):
-        return frame.with_columns(pl.col(column).dt.date()), []
+        stamp = pl.col(column)
+        intraday = _intraday(frame, stamp.dt.date(), stamp.dt.time().cast(pl.String), column)
+        return frame.with_columns(stamp.dt.date()), intraday
     if dtype != pl.String:  # e.g. 20000103 read as a number
         frame = frame.with_columns(pl.col(column).cast(pl.String))
+    raw = pl.col(column).str.strip_chars()
+    timed = raw.str.contains(_ISO_WITH_TIME)
+    intraday = _intraday(
+        frame.filter(timed), raw.str.slice(0, 10), raw.str.slice(10).str.strip_chars(), column
+    )
+    if intraday:
+        return frame.with_columns(pl.lit(None, dtype=pl.Date).alias(column)), intraday
+    two_digit = raw.str.contains(_TWO_DIGIT_YEAR)
+    short_year = _first_per_file(
+        frame.filter(two_digit),
+        column,
+        "has a two-digit year, which cannot be read safely (05 is 1905 or 2005, and other "
+        "formats would read the first field as the year); write four-digit years",
+    )
     text = _normalized(pl.col(column))
-    fmt = infer_format(frame.get_column(column))
+    fmt = infer_format(frame.filter(~two_digit).get_column(column))
     parsed = _parse_mixed(frame, column) if fmt is None else text.str.to_date(fmt, strict=False)
+    parsed = pl.when(two_digit).then(None).otherwise(parsed)
     out = frame.with_columns(parsed.alias(column))
-    failed = frame.filter(out.get_column(column).is_null() & frame.get_column(column).is_not_null())
+    failed = frame.filter(
+        out.get_column(column).is_null() & frame.get_column(column).is_not_null() & ~two_digit
+    )
     problems = [
         Problem(
             file=str(row.get(s.SOURCE_FILE, "<frame>")),
@@ -82,7 +109,70 @@ def parse_date_column(
         )
         for row in failed.iter_rows(named=True)
     ]
-    return out, problems
+    early = out.get_column(column).dt.year() < _EARLIEST_YEAR
+    problems += _first_per_file(
+        frame.filter(early.fill_null(False)),
+        column,
+        f"reads as a year before {_EARLIEST_YEAR}, which is a misread; write YYYY-MM-DD",
+    )
+    if problems or short_year:
+        out = out.with_columns(
+            pl.when(early.fill_null(False)).then(None).otherwise(pl.col(column)).alias(column)
+        )
+    return out, short_year + problems
+
+
+def _file_key(frame: pl.DataFrame) -> pl.Expr:
+    if s.SOURCE_FILE in frame.columns:
+        return pl.col(s.SOURCE_FILE)
+    return pl.lit("<frame>").alias(s.SOURCE_FILE)
+
+
+def _first_per_file(hits: pl.DataFrame, column: str, message: str) -> list[Problem]:
+    """One Problem per file for its first row in ``hits``, saying how many more it has."""
+    if hits.is_empty():
+        return []
+    row = pl.col(s.SOURCE_ROW) if s.SOURCE_ROW in hits.columns else pl.lit(None, pl.Int64)
+    per_file = (
+        hits.select(_file_key(hits), row.alias("row"), pl.col(column).alias("value"))
+        .group_by(s.SOURCE_FILE, maintain_order=True)
+        .agg(pl.col("row").first(), pl.col("value").first(), pl.len().alias("n"))
+        .sort(s.SOURCE_FILE)
+    )
+    problems = []
+    for file, line, value, n in per_file.iter_rows():
+        more = f" ({n - 1} more rows like it in this file)" if n > 1 else ""
+        problems.append(Problem(str(file), line, column, f"{value!r} {message}{more}"))
+    return problems
+
+
+def _intraday(frame: pl.DataFrame, day: pl.Expr, time: pl.Expr, column: str) -> list[Problem]:
+    """One error when some file has several times on one date: bars shorter than a day."""
+    if frame.is_empty():
+        return []
+    row = pl.col(s.SOURCE_ROW) if s.SOURCE_ROW in frame.columns else pl.lit(None, pl.Int64)
+    times = (
+        frame.select(_file_key(frame), day.alias("day"), time.alias("time"), row.alias("row"))
+        .group_by(s.SOURCE_FILE, "day")
+        .agg(pl.col("time").n_unique().alias("n"), pl.col("time").unique().sort().head(2), "row")
+        .filter(pl.col("n") > 1)
+        .sort(s.SOURCE_FILE, "day")
+    )
+    if times.is_empty():
+        return []
+    file, day_value, _, two, rows = times.row(0)
+    files = times.get_column(s.SOURCE_FILE).n_unique()
+    others = f" and {files - 1} other files" if files > 1 else ""
+    return [
+        Problem(
+            str(file),
+            min((r for r in rows if r is not None), default=None),
+            column,
+            f"intraday bars are not supported: {day_value} has bars at {two[0]} and {two[1]} "
+            f"({times.height} dates with several times here{others}); "
+            "aggregate to one bar per day first",
+        )
+    ]
 
 
 def _parse_mixed(frame: pl.DataFrame, column: str) -> pl.Expr:

@@ -14,8 +14,6 @@ blocks and over time steps of the two AR(1) recursions, each step a vector over 
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from kubeline import storage
 from kubeline.data import schema as s
 from kubeline.errors import KubelineError
 
@@ -272,28 +271,25 @@ def write_dataset(
 ) -> list[Path]:
     """Write ``frame`` in one of the layouts ingest reads; returns the files written.
 
-    ``yahoo`` and ``kaggle`` write into the folder ``out``; ``long`` writes ``out`` itself when it
-    ends in .csv or .parquet, else ``out/prices.<fmt>``. Output appears all at once: it is built
-    in a temporary folder beside ``out`` and renamed into place, replacing what was there.
+    ``yahoo`` and ``kaggle`` write the folder ``out``; ``long`` writes the file ``out`` when it
+    ends in .csv or .parquet, else the folder ``out`` holding ``prices.<fmt>``. The output
+    policy is ``kubeline.storage``'s: output appears all at once, a folder holding files
+    kubeline did not write is refused (never emptied), a file where a folder is expected (or
+    the reverse) is an error.
     """
     out = Path(out)
     if layout not in ("yahoo", "kaggle", "long"):
         raise KubelineError(f"unknown layout {layout!r}", hint="use yahoo, kaggle or long")
-    long_file = layout == "long" and out.suffix in (".csv", ".parquet")
-    final_dir = out.parent if long_file else out
-    final_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final_dir.parent / f".{final_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     frame = frame.sort(s.TICKER, s.DATE)
-    try:
+    if layout == "long" and out.suffix in (".csv", ".parquet"):
+        # Only the one file is ours to replace; the folder may hold other things.
+        with storage.atomic_path(storage.check_file_target(out, "--out")) as tmp:
+            _write_long(frame, tmp, out.suffix)
+        return [out]
+    with storage.output_folder(out, "--out") as tmp:
         if layout == "long":
-            name = out.name if long_file else f"prices.{fmt}"
-            path = tmp / name
-            tmp.mkdir(parents=True)
-            if path.suffix == ".parquet":
-                frame.write_parquet(path)
-            else:
-                frame.write_csv(path, date_format="%Y-%m-%d")
-            written = [path]
+            written = [tmp / f"prices.{fmt}"]
+            _write_long(frame, written[0], f".{fmt}")
         elif layout == "yahoo":
             written = _write_per_ticker(frame, tmp, None)
         else:
@@ -304,23 +300,12 @@ def write_dataset(
             meta = tmp / "symbols_valid_meta.csv"
             _meta(tickers, etfs).write_csv(meta)
             written.append(meta)
-        if long_file:
-            # Only the one file is ours to replace; the folder may hold other things.
-            final_dir.mkdir(parents=True, exist_ok=True)
-            written[0].replace(out)
-            return [out]
-        _swap_into_place(tmp, final_dir)
-        return sorted(final_dir / p.relative_to(tmp) for p in written)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        relative = [p.relative_to(tmp) for p in written]
+    return sorted(out / p for p in relative)
 
 
-def _swap_into_place(tmp: Path, final: Path) -> None:
-    """Rename ``tmp`` to ``final``, replacing an existing folder only after the new one is ready."""
-    if not final.exists():
-        tmp.rename(final)
-        return
-    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-    final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+def _write_long(frame: pl.DataFrame, path: Path, suffix: str) -> None:
+    if suffix == ".parquet":
+        frame.write_parquet(path)
+    else:
+        frame.write_csv(path, date_format="%Y-%m-%d")

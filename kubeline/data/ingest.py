@@ -28,6 +28,7 @@ from kubeline.data.layouts import (
     Layout,
     detect_layout,
     match_columns,
+    normalize_name,
     read_first_lines,
 )
 from kubeline.errors import DataError, Problem
@@ -101,6 +102,9 @@ def read_files(layout: Layout, files: tuple[Path, ...] | list[Path]) -> pl.DataF
             except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
                 problems += _diagnose(layout, paths, suffix, columns)
                 continue
+        ignored = _other_date_columns(list(names), columns)
+        if ignored:
+            frame = frame.with_columns(pl.lit(ignored).alias(s.ALSO_DATED))
         got = set(frame.get_column(s.SOURCE_FILE).unique().to_list())
         problems += [
             Problem(layout.relative(p), None, None, "file has a header but no rows")
@@ -118,6 +122,13 @@ def read_files(layout: Layout, files: tuple[Path, ...] | list[Path]) -> pl.DataF
     if problems:
         raise DataError(_summary(problems), sorted(problems, key=_location))
     return _canonical(frame)
+
+
+def _other_date_columns(header: list[str], columns: dict[str, str]) -> str:
+    """Date-like columns besides the one dates are read from ("" when none), for a warning."""
+    aliases = set(COLUMN_ALIASES[s.DATE])
+    used = columns.get(s.DATE)
+    return ", ".join(n for n in header if n != used and normalize_name(n) in aliases)
 
 
 def _location(problem: Problem) -> tuple[str, int, str]:
@@ -218,8 +229,8 @@ def _with_lineage(
     # Built from the Series directly: DataFrame.drop/select copy more than needed here.
     kept = [frame.get_column(c) for c in frame.columns if c not in (_PATH, _INDEX)]
     frame = pl.DataFrame([*kept, *extra])
-    if has_ticker:
-        frame = frame.with_columns(pl.col(s.TICKER).cast(pl.String).str.strip_chars())
+    if has_ticker:  # spaces and case are validation's to normalise, with a warning
+        frame = frame.with_columns(pl.col(s.TICKER).cast(pl.String))
     return frame
 
 
@@ -273,6 +284,8 @@ def _canonical(frame: pl.DataFrame) -> pl.DataFrame:
     if s.ADJ_CLOSE not in frame.columns:
         frame = frame.with_columns(pl.col(s.CLOSE).alias(s.ADJ_CLOSE))
     order = [s.TICKER, s.DATE, *[c for c in s.VALUES if c in frame.columns], *s.LINEAGE]
+    if s.ALSO_DATED in frame.columns:
+        order.append(s.ALSO_DATED)
     frame = frame.select(order).with_columns(
         pl.col(c).cast(pl.Float64) for c in s.VALUES if c in frame.columns
     )

@@ -24,6 +24,9 @@ PRICES = (OPEN, HIGH, LOW, CLOSE, ADJ_CLOSE)
 OPTIONAL = (OPEN, HIGH, LOW, ADJ_CLOSE, VOLUME)
 VALUES = (OPEN, HIGH, LOW, CLOSE, ADJ_CLOSE, VOLUME)
 LINEAGE = (SOURCE_FILE, SOURCE_ROW)
+# Set by ingest on rows of a file that has a second date-like column (a "timestamp" next to its
+# "date"): that column's name, for validation to warn about; never in a clean snapshot.
+ALSO_DATED = "_also_dated"
 
 # Columns of a features frame that are not model inputs: keys, naive-baseline helpers, target.
 TARGET = "target"

@@ -91,14 +91,22 @@ def infer_frequency(frame: pl.DataFrame) -> str:
     )
     if median is None:
         return "unknown"
-    gaps = float(median)  # type: ignore[arg-type]  # a median of day counts is a number
-    for name, low, high in (
-        ("daily", 0, 4),  # weekends and holidays make daily gaps 1-4 days
-        ("weekly", 5, 9),
-        ("monthly", 26, 35),
-        ("quarterly", 85, 95),
-        ("yearly", 360, 370),
-    ):
+    return frequency_of(float(median))  # type: ignore[arg-type]  # a median of day counts
+
+
+# Days between bars that each frequency allows (weekends and holidays make daily gaps 1-4).
+FREQUENCIES = (
+    ("daily", 0, 4),
+    ("weekly", 5, 9),
+    ("monthly", 26, 35),
+    ("quarterly", 85, 95),
+    ("yearly", 360, 370),
+)
+
+
+def frequency_of(gaps: float) -> str:
+    """The name of a bar frequency from the median days between bars."""
+    for name, low, high in FREQUENCIES:
         if low <= gaps <= high:
             return name
     return f"every {gaps:g} days"

@@ -23,13 +23,25 @@ negative or non-finite volume          reject    impossible count
 ticker in two files                    reject    which file is right is unknowable
 too few rows for the feature windows   repair    ticker dropped with a warning; reject when
                                                  no ticker is left
+tickers differing only in case or      repair    one ticker, in upper case: "aapl" and
+surrounding spaces                               "AAPL " are one series, not two fragments
+a second date-like column              warn      dates come from the first alias; the other
+                                                 (a "timestamp" next to "date") is ignored
+a gap of more than a year in a ticker  warn      features would span it as one bar
+bars of several frequencies            warn      windows and the horizon count bars, not days
+                                                 (daily tickers beside weekly ones, or a
+                                                 ticker that switches)
 =====================================  ========  ===========================================
+
+Two-digit years and intraday bars are rejected when dates are parsed (``kubeline.data.dates``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+import numpy as np
 import polars as pl
 
 from kubeline.data import schema as s
@@ -38,6 +50,8 @@ from kubeline.data.ingest import is_sorted
 from kubeline.errors import DataError, Problem
 
 MAX_PROBLEMS_PER_RULE = 1000  # beyond this one summary Problem stands for the rest
+MAX_GAP_DAYS = 366  # a longer stretch without rows inside a ticker is worth a warning
+MIN_MIXED_GAPS = 10  # daily and weekly steps both this common: a ticker switching frequency
 _TOLERANCE = 1e-6
 _UNKNOWN_FILE = "<frame>"
 
@@ -93,6 +107,8 @@ def validate(frame: pl.DataFrame, *, min_rows: int) -> ValidationResult:
         frame = frame.with_columns(pl.col(s.CLOSE).alias(s.ADJ_CLOSE))
         values = [c for c in s.VALUES if c in frame.columns]
     frame = frame.with_columns(pl.col(s.TICKER).cast(pl.String))
+    frame, ticker_problems = _one_spelling_per_ticker(frame)
+    problems += ticker_problems + _also_dated(frame)
     if not is_sorted(frame):
         # Sorted rows let duplicate and file checks compare neighbours instead of grouping.
         frame = frame.sort(s.TICKER, s.DATE, s.SOURCE_FILE, s.SOURCE_ROW, nulls_last=True)
@@ -133,6 +149,9 @@ def validate(frame: pl.DataFrame, *, min_rows: int) -> ValidationResult:
     problems += _ticker_in_two_files(frame)
 
     frame = frame.filter(pl.col(s.DATE).is_not_null())
+    if not frame.is_empty():
+        gaps = _Gaps.of(frame)
+        problems += _long_gaps(frame, gaps) + _mixed_frequencies(frame, gaps)
     counts = frame.group_by(s.TICKER).len()
     short = counts.filter(pl.col("len") < min_rows).sort(s.TICKER)
     dropped = short.get_column(s.TICKER).to_list()
@@ -160,7 +179,7 @@ def validate(frame: pl.DataFrame, *, min_rows: int) -> ValidationResult:
                     f"no ticker has the {min_rows} rows the feature windows need",
                 )
             )
-    clean = frame.select(s.TICKER, s.DATE, *values)
+    clean = frame.select(s.TICKER, s.DATE, *values)  # without lineage or ALSO_DATED
     return ValidationResult(clean, problems, dropped)
 
 
@@ -238,9 +257,13 @@ def _duplicates(frame: pl.DataFrame, values: list[str]) -> list[Problem]:
             rank=pl.int_range(pl.len()).over(s.TICKER, s.DATE),
         )
         .filter(pl.col("rank") > 0)
-        .head(MAX_PROBLEMS_PER_RULE)
     )
+    hidden = repeated.height - MAX_PROBLEMS_PER_RULE
+    repeated = repeated.head(MAX_PROBLEMS_PER_RULE)
     problems = []
+    if hidden > 0:
+        message = f"... and {hidden} more repeated (ticker, date) rows"
+        problems.append(Problem(_UNKNOWN_FILE, None, s.DATE, message))
     for row in repeated.iter_rows(named=True):
         first = f"{row['first_file']} row {row['first_row']}"
         where = (row[s.SOURCE_FILE], row[s.SOURCE_ROW], s.DATE)
@@ -275,3 +298,168 @@ def _ticker_in_two_files(frame: pl.DataFrame) -> list[Problem]:
         )
         for ticker, paths in files.iter_rows()
     ]
+
+
+def _one_spelling_per_ticker(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Problem]]:
+    """Tickers are matched ignoring surrounding spaces and, when spellings collide, case.
+
+    ``" AAPL"`` is ``AAPL``; ``aapl`` and ``AAPL`` in one data set are one stock, written in upper
+    case: read as two, each series would be cut into fragments the features are computed on.
+    A ticker with a single spelling keeps its case. Every rewrite is a warning.
+    """
+    stripped = pl.col(s.TICKER).str.strip_chars()
+    spellings = (
+        frame.group_by(s.TICKER)
+        .agg(pl.col(s.SOURCE_FILE).first())
+        .drop_nulls(s.TICKER)
+        .with_columns(stripped.alias("stripped"), stripped.str.to_uppercase().alias("key"))
+        .with_columns(
+            pl.when(pl.col("stripped").n_unique().over("key") > 1)
+            .then(pl.col("key"))
+            .otherwise(pl.col("stripped"))
+            .alias("final")
+        )
+        .filter((pl.col(s.TICKER) != pl.col("final")).any().over("final"))
+        .sort("final", s.TICKER)
+    )
+    if spellings.is_empty():
+        return frame, []
+    rename = dict(zip(spellings[s.TICKER].to_list(), spellings["final"].to_list(), strict=True))
+    frame = frame.with_columns(pl.col(s.TICKER).replace(rename))
+    problems = []
+    for ticker, names, files in (
+        spellings.group_by("final", maintain_order=True).agg(s.TICKER, s.SOURCE_FILE).iter_rows()
+    ):
+        shown = ", ".join(repr(n) for n in names)
+        message = (
+            f"tickers {shown} differ only in case or spaces; read as one ticker, {ticker}"
+            if len(names) > 1
+            else f"ticker {shown} has surrounding spaces; read as {ticker}"
+        )
+        problems.append(Problem(files[0], None, s.TICKER, message, "warning"))
+    return frame, problems
+
+
+def _also_dated(frame: pl.DataFrame) -> list[Problem]:
+    """A warning per file that has a second date-like column next to the one dates come from."""
+    if s.ALSO_DATED not in frame.columns:
+        return []
+    files = (
+        frame.filter(pl.col(s.ALSO_DATED).is_not_null())
+        .group_by(s.SOURCE_FILE)
+        .agg(pl.col(s.ALSO_DATED).first())
+        .sort(s.SOURCE_FILE)
+    )
+    return [
+        Problem(
+            file,
+            1,
+            others,
+            f"has another date column ({others}) besides the one dates are read from; "
+            "it is ignored: keep one date column",
+            "warning",
+        )
+        for file, others in files.iter_rows()
+    ]
+
+
+@dataclass(frozen=True)
+class _Gaps:
+    """Days between each row and the previous row of its ticker, over a frame sorted by ticker.
+
+    numpy over the sorted columns, not polars window functions: these checks run on every
+    batch of the features path, and per-ticker medians there cost more than the rules are worth.
+    """
+
+    days: np.ndarray  # -1 at each ticker's first row
+    tickers: list[str | None]
+    starts: np.ndarray  # first row of each ticker's run
+    dates: np.ndarray  # day numbers
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> _Gaps:
+        runs = frame.get_column(s.TICKER).rle()
+        lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+        starts = np.cumsum(lengths) - lengths
+        dates = frame.get_column(s.DATE).cast(pl.Int32).fill_null(0).to_numpy()
+        days = np.diff(dates, prepend=dates[:1]).astype(np.int64)
+        days[starts] = -1
+        return cls(days, runs.struct.field("value").to_list(), starts, dates)
+
+    def count(self, low: int, high: int) -> np.ndarray:
+        """Per ticker, how many of its gaps are ``low`` to ``high`` days."""
+        return np.add.reduceat(
+            ((self.days >= low) & (self.days <= high)).astype(np.int64), self.starts
+        )
+
+
+def _long_gaps(frame: pl.DataFrame, gaps: _Gaps) -> list[Problem]:
+    """A warning for each stretch of more than a year with no rows inside one ticker."""
+    rows = np.flatnonzero(gaps.days > MAX_GAP_DAYS)
+    shown = rows[:MAX_PROBLEMS_PER_RULE]
+    hits = frame.select(s.TICKER, s.SOURCE_FILE, s.SOURCE_ROW, s.DATE)[shown.tolist()]
+    problems = [
+        Problem(
+            file,
+            row,
+            s.DATE,
+            f"{ticker} has no rows from {when - timedelta(days=int(gap))} to {when} "
+            f"({gap} days); the features treat the gap as one bar: split the ticker or drop "
+            "the older rows",
+            "warning",
+        )
+        for (ticker, file, row, when), gap in zip(
+            hits.iter_rows(), gaps.days[shown].tolist(), strict=True
+        )
+    ]
+    if len(rows) > len(shown):
+        message = f"... and {len(rows) - len(shown)} more gaps of over a year"
+        problems.append(Problem(_UNKNOWN_FILE, None, s.DATE, message, "warning"))
+    return problems
+
+
+def _mixed_frequencies(frame: pl.DataFrame, gaps: _Gaps) -> list[Problem]:
+    """Warnings when tickers have bars of different frequencies, or one ticker switches."""
+    from kubeline.data.snapshot import FREQUENCIES
+
+    if frame.is_empty():
+        return []
+    counts = np.stack([gaps.count(low, high) for _, low, high in FREQUENCIES])
+    total = np.add.reduceat((gaps.days >= 0).astype(np.int64), gaps.starts)
+    daily, weekly = counts[0], counts[1]
+    files = frame.get_column(s.SOURCE_FILE).gather(gaps.starts.tolist()).to_list()
+    problems = []
+    # A daily series misses a week now and then; a switch shows as many steps of each kind.
+    low = np.minimum(daily, weekly)
+    for i in np.flatnonzero((low >= MIN_MIXED_GAPS) & (low >= 0.1 * total)).tolist():
+        problems.append(
+            Problem(
+                files[i],
+                None,
+                s.DATE,
+                f"{gaps.tickers[i]} mixes daily and weekly bars ({daily[i]} daily and "
+                f"{weekly[i]} weekly steps); the features count bars, not days: use one frequency",
+                "warning",
+            )
+        )
+    # Each ticker's frequency is the one most of its steps have (tickers of one row: none).
+    kinds: dict[str, list[str]] = {}
+    for i in np.flatnonzero(counts.max(axis=0) > 0).tolist():
+        name = FREQUENCIES[int(counts[:, i].argmax())][0]
+        kinds.setdefault(name, []).append(str(gaps.tickers[i]))
+    if len(kinds) > 1:
+        parts = [
+            f"{len(names)} {kind} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+            for kind, names in sorted(kinds.items(), key=lambda kv: -len(kv[1]))
+        ]
+        problems.append(
+            Problem(
+                _UNKNOWN_FILE,
+                None,
+                s.DATE,
+                f"tickers have bars of different frequencies: {'; '.join(parts)}; the features "
+                "and the horizon count bars, not days: use one frequency",
+                "warning",
+            )
+        )
+    return problems

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 ERROR_PREFIX = "kubeline error:"
+EXIT_CODE_PREFIX = "kubeline exit code:"  # so `kubeline run` exits as the step's error would
 
 
 def executor(func: F) -> F:
@@ -34,6 +35,7 @@ def executor(func: F) -> F:
         except KubelineError as exc:
             for line in str(exc).splitlines():
                 print(f"{ERROR_PREFIX} {line}", file=sys.stdout, flush=True)
+            print(f"{EXIT_CODE_PREFIX} {exc.exit_code}", file=sys.stdout, flush=True)
             raise
 
     return wrapper  # type: ignore[return-value]

@@ -30,7 +30,6 @@ from kubeline.errors import PipelineError
 PREBUILT = os.environ.get("KUBELINE_E2E_IMAGE")
 BASE = os.environ.get("KUBELINE_E2E_BASE")
 WHEELHOUSE = os.environ.get("KUBELINE_E2E_WHEELHOUSE")
-UID = "10001"
 KUBELINE = str(Path(sys.executable).parent / "kubeline")
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -57,6 +56,7 @@ def default_environment() -> dict[str, str]:
 class Image:
     engine: str
     reference: str
+    user: str  # the image's own UID (tests/conftest.py: IMAGE_UID)
 
     def run(
         self, *args: str, mounts: Sequence[tuple[Path, str]] = ()
@@ -72,7 +72,7 @@ class Image:
                 "--tmpfs",
                 "/tmp",
                 "--user",
-                UID,
+                self.user,
                 "--network",
                 "none",
                 *volumes,
@@ -87,7 +87,7 @@ class Image:
 
 
 @pytest.fixture(scope="session")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
+def image(tmp_path_factory: pytest.TempPathFactory, image_uid: str) -> Image:
     from kubeline.images import find_engine, local_reference
     from kubeline.settings import Settings
 
@@ -96,7 +96,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     except PipelineError as exc:
         pytest.skip(f"e2e: no container engine reachable ({exc.message})")
     if PREBUILT:
-        return Image(engine, PREBUILT)
+        return Image(engine, PREBUILT, image_uid)
     command = readme_command("kubeline images build")
     assert command == ["kubeline", "images", "build"], command
     if BASE:  # the README's way where no registry is reachable
@@ -107,7 +107,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Image:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     reference = local_reference(Settings.model_fields["image"].default)
     assert "run the pipeline in it: kubeline run --runner docker" in done.stdout, done.stdout
-    return Image(engine, reference)
+    return Image(engine, reference, image_uid)
 
 
 def _readable_by_the_image_user(folder: Path) -> Path:

@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-UID = "10001"
-
 
 @pytest.fixture(scope="session")
 def market_data(tmp_path_factory: pytest.TempPathFactory, readable: Callable[[Path], Path]) -> Path:
@@ -43,7 +41,7 @@ def test_image_runs_as_uid_10001_on_a_read_only_root(image: Image) -> None:
         "id -u; touch /opt/kubeline/x 2>/dev/null && echo writable; touch /tmp/x && echo tmp-ok",
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [UID, "tmp-ok"]
+    assert done.stdout.split() == [image.user, "tmp-ok"]
 
 
 def test_image_is_under_one_gigabyte(image: Image) -> None:
@@ -75,7 +73,7 @@ def test_image_carries_its_revision_and_oci_labels(image: Image) -> None:
     user, version, revision = done.stdout.strip().split("|")
     from kubeline import __version__
 
-    assert user.split(":")[0] == UID
+    assert user.split(":")[0] == image.user
     assert version == __version__
     env = image.run("python3", "-c", "import os; print(os.environ['KUBELINE_GIT_REVISION'])")
     assert env.stdout.strip() == revision

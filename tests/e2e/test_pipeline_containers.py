@@ -21,7 +21,6 @@ from kubeline.data.generate import generate, write_dataset
 pytestmark = pytest.mark.e2e
 
 KUBELINE = str(Path(sys.executable).parent / "kubeline")
-UID = "10001"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -66,7 +65,7 @@ def test_containers_register_the_same_model_as_subprocesses(
     state = shared_with_the_image_user(tmp_path / "docker")
     in_containers = run(
         state, image.reference, "--data", str(market), "--runner", "docker",
-        settings={"KUBELINE_CONTAINER_USER": f"{UID}:{UID}"},
+        settings={"KUBELINE_CONTAINER_USER": f"{image.user}:{image.user}"},
     )  # fmt: skip
     assert in_containers.returncode == 0, in_containers.stdout + in_containers.stderr
     assert "version 1 as champion" in in_containers.stdout
@@ -77,8 +76,8 @@ def test_containers_register_the_same_model_as_subprocesses(
     steps = {p.parent.name for p in state.glob("pipeline-root/*/*/executor_output.json")}
     assert steps == {"ingest", "validate", "features", "train", "evaluate", "register"}
     owners = {p.stat().st_uid for p in state.glob("pipeline-root/*/*/executor_output.json")}
-    assert owners == {int(UID)}
-    assert (state / "mlflow.db").stat().st_uid == int(UID)
+    assert owners == {int(image.user)}
+    assert (state / "mlflow.db").stat().st_uid == int(image.user)
 
     in_processes = run(tmp_path / "local", image.reference, "--data", str(market))
     assert in_processes.returncode == 0, in_processes.stdout + in_processes.stderr
@@ -100,7 +99,7 @@ def test_containers_train_against_an_mlflow_server_and_an_s3_server(
     state = shared_with_the_image_user(tmp_path / "state")
     settings = {
         **s3_server.env(),
-        "KUBELINE_CONTAINER_USER": f"{UID}:{UID}",
+        "KUBELINE_CONTAINER_USER": f"{image.user}:{image.user}",
         "KUBELINE_MLFLOW_TRACKING_URI": mlflow_server.tracking_uri,
         "KUBELINE_MODEL_NAME": "kubeline-e2e",
     }

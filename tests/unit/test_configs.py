@@ -45,3 +45,13 @@ def test_per_stock_trains_on_one_ticker_under_its_own_name() -> None:
     config = load_run_config(CONFIGS / "per-stock.yaml")
     assert config.data.tickers is not None and len(config.data.tickers) == 1
     assert config.model_name and config.model_name != RunConfig().model_name
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_name_only_tickers_the_demo_data_has(path: Path) -> None:
+    from kubeline.data.demo import DEMO_SEED, DEMO_TICKERS, DEMO_YEARS
+    from kubeline.data.generate import generate
+
+    wanted = load_run_config(path).data.tickers or []
+    demo = set(generate(DEMO_TICKERS, DEMO_YEARS, DEMO_SEED)["ticker"].unique().to_list())
+    assert set(wanted) <= demo, f"{path.name} names {sorted(set(wanted) - demo)}"

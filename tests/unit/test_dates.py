@@ -100,3 +100,28 @@ def test_parse_passes_date_columns_through_and_truncates_datetimes() -> None:
 def test_parse_reads_yyyymmdd_numbers() -> None:
     out, _ = parse_date_column(pl.DataFrame({"date": [20000103, 20000104]}))
     assert out.get_column("date").to_list() == [date(2000, 1, 3), date(2000, 1, 4)]
+
+
+@pytest.mark.parametrize("text", ["1/3/05", "05-01-03", "3 Jan 05", "Jan 3, 05", "03-Jan-05"])
+def test_a_two_digit_year_is_rejected_not_read_as_year_one_to_twelve(text: str) -> None:
+    frame = pl.DataFrame({"date": ["2005-01-04", text], "_file": ["a.csv"] * 2, "_row": [2, 3]})
+    out, problems = parse_date_column(frame)
+    assert [(p.file, p.row, p.column) for p in problems] == [("a.csv", 3, "date")]
+    assert "two-digit year" in problems[0].message
+    assert out["date"].to_list() == [date(2005, 1, 4), None]
+
+
+def test_intraday_timestamps_are_one_problem_in_text_and_datetime_columns() -> None:
+    text = ["2020-01-02 09:30", "2020-01-02 10:30", "2020-01-03 09:30", "2020-01-03 10:30"]
+    for column in (pl.Series(text), pl.Series(text).str.to_datetime()):
+        frame = pl.DataFrame({"date": column, "_file": ["m.csv"] * 4, "_row": [2, 3, 4, 5]})
+        _, problems = parse_date_column(frame)
+        assert len(problems) == 1 and problems[0].row == 2
+        assert "intraday bars are not supported" in problems[0].message
+        assert "(2 dates with several times here)" in problems[0].message
+
+
+def test_daily_timestamps_with_a_changing_offset_are_daily_bars() -> None:
+    text = ["2020-03-06 00:00:00-05:00", "2020-03-09 00:00:00-04:00"]
+    out, problems = parse_date_column(pl.DataFrame({"date": text}))
+    assert problems == [] and out["date"].to_list() == [date(2020, 3, 6), date(2020, 3, 9)]

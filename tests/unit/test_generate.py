@@ -11,7 +11,8 @@ import pytest
 
 from kubeline.data import schema as s
 from kubeline.data.generate import etf_tickers, generate, write_dataset
-from kubeline.errors import KubelineError
+from kubeline.errors import KubelineError, StorageError
+from kubeline.storage import MANIFEST
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +139,40 @@ def test_write_dataset_long_writes_one_file_with_a_ticker_column(
     assert back.height == frame.height and s.TICKER in back.columns
 
 
-def test_write_dataset_replaces_an_existing_folder_whole(
+def test_write_dataset_replaces_its_own_earlier_output_whole(
     frame: pl.DataFrame, tmp_path: Path
 ) -> None:
     out = tmp_path / "y"
-    out.mkdir()
-    (out / "STALE.csv").write_text("old")
-    write_dataset(frame.filter(pl.col(s.TICKER) == frame.item(0, s.TICKER)), out, "yahoo")
-    assert [p.name for p in out.iterdir()] == [f"{frame.item(0, s.TICKER)}.csv"]
+    write_dataset(frame, out, "yahoo")
+    first = frame.item(0, s.TICKER)
+    write_dataset(frame.filter(pl.col(s.TICKER) == first), out, "yahoo")
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, f"{first}.csv"]
     assert [p.name for p in tmp_path.iterdir()] == ["y"]  # no temporary folder left behind
+
+
+def test_write_dataset_refuses_a_folder_holding_the_users_files(
+    frame: pl.DataFrame, tmp_path: Path
+) -> None:
+    out = tmp_path / "data"
+    (out / "mine").mkdir(parents=True)
+    (out / "prices.csv").write_text("my own data")
+    (out / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(StorageError, match="already holds files kubeline did not write"):
+        write_dataset(frame, out, "yahoo")
+    assert (out / "prices.csv").read_text() == "my own data"
+    assert (out / "mine" / "notes.txt").read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+
+
+def test_write_dataset_refuses_a_file_where_a_folder_is_expected(
+    frame: pl.DataFrame, tmp_path: Path
+) -> None:
+    out = tmp_path / "prices"
+    out.write_text("a file")
+    with pytest.raises(StorageError, match="is a file, where a folder is expected"):
+        write_dataset(frame, out, "yahoo")
+    assert out.read_text() == "a file"
+    folder = tmp_path / "taken.csv"
+    folder.mkdir()
+    with pytest.raises(StorageError, match="is a folder, where a file is expected"):
+        write_dataset(frame, folder, "long")

@@ -62,9 +62,9 @@ def test_prepare_collects_problems_from_every_batch_and_writes_nothing(
 ) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
-    for path in sorted(yahoo.iterdir()):
+    for path in sorted(yahoo.glob("*.csv")):
         (broken / path.name).write_text(path.read_text())
-    files = sorted(broken.iterdir())
+    files = sorted(broken.glob("*.csv"))
     lines = files[0].read_text().splitlines()
     lines[5] = lines[5].rsplit(",", 1)[0] + ",-5"  # negative volume: a validation error
     files[0].write_text("\n".join(lines) + "\n")
@@ -95,7 +95,7 @@ def test_prepare_rejects_a_ticker_split_across_batches(tmp_path: Path) -> None:
 
 
 def test_prepare_keeps_only_the_tickers_asked_for(yahoo: Path, tmp_path: Path) -> None:
-    wanted = sorted(p.stem for p in yahoo.iterdir())[:2]
+    wanted = sorted(p.stem for p in yahoo.glob("*.csv"))[:2]
     summary = prepare_features(yahoo, tmp_path / "f.parquet", tickers=wanted)
     written = pl.read_parquet(tmp_path / "f.parquet")
     assert sorted(written.get_column(s.TICKER).unique()) == wanted and summary.tickers == 2

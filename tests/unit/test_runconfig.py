@@ -131,7 +131,9 @@ def test_estimator_import_path_is_resolved_at_load() -> None:
     [
         ("nosuchpackage.Model", "cannot import module 'nosuchpackage'"),
         ("sklearn.linear_model.NoSuchModel", "has no attribute 'NoSuchModel'"),
-        ("sklearn.linear_model.LogisticRegression", "is a classifier"),
+        ("sklearn.linear_model.LogisticRegression", "is a classifier, not a regressor"),
+        ("sklearn.cluster.KMeans", "is a clusterer, not a regressor"),
+        ("sklearn.preprocessing.StandardScaler", "not a regressor"),
         ("Lasso", "is not an import path"),
     ],
 )

@@ -84,3 +84,87 @@ def test_config_command_prints_json_with_masked_secret(tmp_path: Path) -> None:
     assert printed["s3_access_key_id"] == "********"
     assert "AKIA-not-shown" not in out
     assert printed["effective_tracking_uri"].startswith("sqlite:///")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://127.0.0.1:5000",
+        "https://mlflow.example.com",
+        "sqlite:////abs/mlflow.db",
+        "postgresql+psycopg2://user:pw@db:5432/mlflow",
+        "file:///tmp/mlruns",
+    ],
+)
+def test_tracking_uris_of_known_schemes_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, uri: str
+) -> None:
+    monkeypatch.setenv("KUBELINE_MLFLOW_TRACKING_URI", uri)
+    assert Settings().tracking_uri == uri
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("ftp://host/x", "the unknown scheme 'ftp'"),
+        ("mlflow.db", "no scheme"),
+        ("http://", "names no host"),
+        ("http://host:port", "is not a valid URL"),
+    ],
+)
+def test_a_bad_tracking_uri_is_a_config_error_naming_it(
+    monkeypatch: pytest.MonkeyPatch, uri: str, expected: str
+) -> None:
+    monkeypatch.setenv("KUBELINE_MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(ConfigError, match="KUBELINE_MLFLOW_TRACKING_URI") as caught:
+        get_settings()
+    assert expected in str(caught.value)
+
+
+def test_an_empty_settings_file_variable_reads_no_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "kubeline.yaml").write_text("model_name: from-cwd\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", "")
+    assert Settings().model_name == "kubeline-returns"
+    monkeypatch.delenv("KUBELINE_SETTINGS_FILE")
+    assert Settings().model_name == "from-cwd"  # kubeline.yaml here is read when present
+
+
+def test_a_missing_settings_file_is_an_error_not_the_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", str(tmp_path / "typo.yaml"))
+    with pytest.raises(ConfigError, match=r"typo\.yaml, which does not exist"):
+        get_settings()
+
+
+def test_a_secret_value_is_never_shown_in_a_settings_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "k.yaml"
+    path.write_text("s3_secret_access_key: [not, a, string]\n")  # the value would be shown
+    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", str(path))
+    with pytest.raises(ConfigError, match="s3_secret_access_key") as caught:
+        get_settings()
+    assert "'not'" not in str(caught.value) and "a, string" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("http://bob:hunter2@host:5000/x", "http://bob:********@host:5000/x"),
+        (
+            "see postgresql+psycopg2://u:p%40ss@db/mlflow now",
+            "see postgresql+psycopg2://u:********@db/mlflow now",
+        ),
+        ("http://host:5000/no-user", "http://host:5000/no-user"),
+        ("s3://bucket/key:with:colons@x", "s3://bucket/key:with:colons@x"),
+    ],
+)
+def test_mask_credentials_hides_only_uri_passwords(text: str, shown: str) -> None:
+    from kubeline.errors import RegistryError, mask_credentials
+
+    assert mask_credentials(text) == shown
+    assert str(RegistryError(text, hint=text)) == f"{shown}\n  hint: {shown}"
