@@ -31,6 +31,8 @@ SETTINGS_FILE_ENV = "KUBELINE_SETTINGS_FILE"
 DEFAULT_SETTINGS_FILE = "kubeline.yaml"
 ENV_PREFIX = "KUBELINE_"
 K8S_NAME = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"  # a Kubernetes object name (RFC 1123)
+# An empty KUBELINE_* variable means unset (env_ignore_empty); a blank name is an error.
+NOT_BLANK = r"\S"
 # What MLflow's client can reach: a server, or a database/file store on this machine.
 TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "file")
 ARTIFACT_SCHEMES = ("s3", "file", "gs", "wasbs", "hdfs", "http", "https", "mlflow-artifacts")
@@ -74,11 +76,11 @@ class Settings(BaseSettings):
         "(default: state folder); a tracking server decides its own.",
     )
     experiment_name: str = Field(
-        "kubeline", min_length=1, description="MLflow experiment for pipeline runs."
+        "kubeline", pattern=NOT_BLANK, description="MLflow experiment for pipeline runs."
     )
     model_name: str = Field(
         "kubeline-returns",
-        min_length=1,
+        pattern=NOT_BLANK,
         description="Registered model name when the run config names none.",
     )
     image: str = Field(
@@ -118,7 +120,7 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         None, description="S3-compatible endpoint (MinIO, SeaweedFS); default: AWS."
     )
-    s3_region: str = Field("us-east-1", min_length=1, description="Region for S3 requests.")
+    s3_region: str = Field("us-east-1", pattern=NOT_BLANK, description="Region for S3 requests.")
     s3_access_key_id: SecretStr | None = Field(
         None, description="S3 access key; default: boto3's credential chain (AWS_* env vars)."
     )

@@ -85,3 +85,14 @@ def failure_reason(lines: list[str]) -> str:
         if re.match(r"^[\w.]+(Error|Exception)\b", text):
             return text
     return "see the log"
+
+
+def failure_exit_code(lines: list[str]) -> int:
+    """The exit code of the kubeline error a failed task printed (3 for bad data), else 1."""
+    from kubeline.steps.base import EXIT_CODE_PREFIX
+
+    for line in reversed(lines):
+        code = line.partition(EXIT_CODE_PREFIX)[2].strip()
+        if code.isdigit():
+            return int(code)
+    return 1

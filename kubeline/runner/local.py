@@ -22,7 +22,7 @@ from typing import Any
 from kubeline import state_access
 from kubeline.errors import PipelineError
 from kubeline.lineage import git_revision
-from kubeline.runner.events import StepEvent, StepTee, failure_reason
+from kubeline.runner.events import StepEvent, StepTee, failure_exit_code, failure_reason
 from kubeline.settings import Settings
 
 OnEvent = Callable[[StepEvent], None]
@@ -286,7 +286,7 @@ def _run_locked(
                 f"pipeline {pipeline!r} failed at step {tee.failed_step()!r}: "
                 f"{failure_reason(tee.last_lines)}",
                 hint=f"the full log is {log_path}",
-                exit_code=_failure_exit_code(tee.last_lines),
+                exit_code=failure_exit_code(tee.last_lines),
             ) from exc
     new_dirs = sorted(set(root.iterdir()) - before)
     result = RunResult(
@@ -304,17 +304,6 @@ def _run_locked(
         result.report_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(report, result.report_path)
     return result
-
-
-def _failure_exit_code(lines: list[str]) -> int:
-    """The exit code of the kubeline error a failed task printed (3 for bad data), else 1."""
-    from kubeline.steps.base import EXIT_CODE_PREFIX
-
-    for line in reversed(lines):
-        code = line.partition(EXIT_CODE_PREFIX)[2].strip()
-        if code.isdigit():
-            return int(code)
-    return 1
 
 
 def run_training(

@@ -33,8 +33,8 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_STATE_DIR": ["{file}", "{file}/state"],
     "KUBELINE_MLFLOW_TRACKING_URI": ["ftp://host/x", "http://", "mlflow.db", "http://h:port"],
     "KUBELINE_MLFLOW_ARTIFACT_LOCATION": ["foo://bucket/x"],
-    "KUBELINE_EXPERIMENT_NAME": [""],
-    "KUBELINE_MODEL_NAME": [""],
+    "KUBELINE_EXPERIMENT_NAME": ["  "],
+    "KUBELINE_MODEL_NAME": ["  "],
     "KUBELINE_IMAGE": ["has a space"],
     "KUBELINE_CLUSTER_CONFIG_MAP": ["Not_A_Name"],
     "KUBELINE_CLUSTER_S3_SECRET": ["-bad-"],
@@ -42,7 +42,7 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_CONTAINER_USER": ["root"],
     "KUBELINE_KEEP_RUNS": ["0", "many"],
     "KUBELINE_S3_ENDPOINT_URL": ["localhost:9000", "http://"],
-    "KUBELINE_S3_REGION": [""],
+    "KUBELINE_S3_REGION": ["  "],
 }
 # Free text or credentials: no value is invalid.
 ANY_VALUE = {"git_revision", "s3_access_key_id", "s3_secret_access_key"}

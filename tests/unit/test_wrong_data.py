@@ -159,7 +159,7 @@ def test_a_failed_step_gives_the_run_the_exit_code_of_its_error() -> None:
     import io
 
     from kubeline.errors import DataError
-    from kubeline.runner import _failure_exit_code
+    from kubeline.runner.events import failure_exit_code
     from kubeline.steps.base import EXIT_CODE_PREFIX, executor
 
     @executor
@@ -170,5 +170,5 @@ def test_a_failed_step_gives_the_run_the_exit_code_of_its_error() -> None:
     with contextlib.redirect_stdout(log), pytest.raises(DataError):
         step()
     assert f"{EXIT_CODE_PREFIX} 3" in log.getvalue()
-    assert _failure_exit_code(log.getvalue().splitlines()) == DataError.exit_code == 3
-    assert _failure_exit_code(["Traceback (most recent call last):"]) == 1
+    assert failure_exit_code(log.getvalue().splitlines()) == DataError.exit_code == 3
+    assert failure_exit_code(["Traceback (most recent call last):"]) == 1
