@@ -170,7 +170,9 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=HERE / ".data")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each; the best counts")
     parser.add_argument("--pipeline", action="store_true", help="also time generate + run")
-    parser.add_argument("--no-cli", action="store_true", help="call prepare_features directly")
+    parser.add_argument(
+        "--no-cli", action="store_true", help="call steps.features.prepare directly"
+    )
     parser.add_argument("--skip-baseline", action="store_true", help="for quick iterations")
     parser.add_argument("--_baseline", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--_floor", metavar="DATA", help=argparse.SUPPRESS)
@@ -194,8 +196,8 @@ def main() -> None:
     kubeline_out = scratch / "kubeline.parquet"
     if args.no_cli:
         code = (
-            "import sys; from kubeline.data.prepare import prepare_features; "
-            "print(prepare_features(sys.argv[1], sys.argv[2]).as_dict()['rows'])"
+            "import sys; from kubeline.steps.features import prepare; "
+            "print(prepare(sys.argv[1], sys.argv[2]).as_dict()['rows'])"
         )
         kubeline_cmd = [sys.executable, "-c", code, str(data), str(kubeline_out)]
     else:

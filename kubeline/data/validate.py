@@ -34,7 +34,6 @@ import polars as pl
 
 from kubeline.data import schema as s
 from kubeline.data.dates import parse_date_column
-from kubeline.data.ingest import is_sorted
 from kubeline.errors import DataError, Problem
 
 MAX_PROBLEMS_PER_RULE = 1000  # beyond this one summary Problem stands for the rest
@@ -93,7 +92,7 @@ def validate(frame: pl.DataFrame, *, min_rows: int) -> ValidationResult:
         frame = frame.with_columns(pl.col(s.CLOSE).alias(s.ADJ_CLOSE))
         values = [c for c in s.VALUES if c in frame.columns]
     frame = frame.with_columns(pl.col(s.TICKER).cast(pl.String))
-    if not is_sorted(frame):
+    if not s.is_sorted(frame):
         # Sorted rows let duplicate and file checks compare neighbours instead of grouping.
         frame = frame.sort(s.TICKER, s.DATE, s.SOURCE_FILE, s.SOURCE_ROW, nulls_last=True)
 
