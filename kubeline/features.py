@@ -409,23 +409,23 @@ def build_lazy(
             _SHARED[name][1]().alias(name) for name in shared if _SHARED[name][0] == stage
         )
     exprs = feature_expressions(feature_plan, target, horizon)
-    names = [e.meta.output_name() for e in exprs]
     windows = {name: FEATURES[name].window for name in feature_plan.features}
-    # Computed once as columns, then masked: a window reaching into the previous ticker, and
-    # inf/NaN from a zero denominator, become null.
-    return lazy.with_columns(exprs).select(
+    # One select computes and masks each column (polars evaluates the repeated expression
+    # once): a window reaching into the previous ticker, and inf/NaN from a zero denominator,
+    # become null.
+    return lazy.select(
         pl.col(s.TICKER),
         pl.col(s.DATE),
-        *[_masked(name, windows.get(name, 1)) for name in names],
+        *[_masked(e, windows.get(e.meta.output_name(), 1)) for e in exprs],
     )
 
 
-def _masked(name: str, window: int) -> pl.Expr:
-    column = pl.col(name).cast(pl.Float64)
+def _masked(expr: pl.Expr, window: int) -> pl.Expr:
+    column = expr.cast(pl.Float64)
     keep = column.is_finite()
     if window > 1:
         keep = keep & _since(window)
-    return pl.when(keep).then(column).alias(name)
+    return pl.when(keep).then(column).alias(expr.meta.output_name())
 
 
 def build_polars(

@@ -12,16 +12,28 @@ per-ticker features are exact batch by batch.
 
 from __future__ import annotations
 
+import itertools
+import os
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-import pyarrow.parquet as pq
+# polars configures its allocator (jemalloc) when it is imported, handing freed pages back to
+# the kernel after 0.5 s (``dirty_decay_ms:500``, pola-rs/polars#21829) unless
+# ``_RJEM_MALLOC_CONF`` overrides it. A batch job then faults its pages in again, zero-filled,
+# for every batch: on 1,500 tickers, keeping freed memory for the next batch cut kernel time
+# from 2.4 to 1.7 s and process CPU by 12%, for 30% more peak memory (still under 3x the
+# data). A process that imported polars before this module keeps its own setting.
+if "polars" not in sys.modules:
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")
+
+import polars as pl  # after the allocator setting above
+from polars.io.plugins import register_io_source
 
 from kubeline import features as feature_engine
 from kubeline import storage
@@ -34,9 +46,12 @@ from kubeline.errors import DataError, Problem
 from kubeline.steps.base import executor, run_config, write_parquet
 
 if TYPE_CHECKING:
+    from kubeline.runconfig import RunConfig
     from kubeline.settings import Settings
 
-DEFAULT_FILES_PER_BATCH = 1000  # ~3M daily rows: well under 1 GB at peak
+# ~750k daily rows. Smaller batches overlap reading with computing more evenly and reuse the
+# same memory: 250 against 1,000 files took 14% less time and 27% less peak memory.
+DEFAULT_FILES_PER_BATCH = 250
 MAX_ROW_GROUP = 1 << 20  # a one-file long layout still gets readable row groups
 
 
@@ -102,145 +117,121 @@ def prepare(
     is called after each batch; ``hash_content`` also hashes the clean data.
     """
     cfg = run_config(config_text)
-    tickers = cfg.data.tickers
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kubeline-prepare-") as workdir:
         layout = detect_layout(storage.fetch(data, Path(workdir), settings))
-        files = _files_for(layout, tickers)
-        total = len(files)
+        files = _files_for(layout, cfg.data.tickers)
         step = max(1, files_per_batch)
-        errors: list[Problem] = []
-        warnings: list[Problem] = []
-        dropped: list[str] = []
-        first_file: dict[str, str] = {}
-        plan: feature_engine.FeaturePlan | None = None
-        sink = _Sink(hash_content)
-        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeline-read")
+        batches = [files[first : first + step] for first in range(0, len(files), step)]
+        work = _Batches(layout, batches, cfg, hash_content, on_progress)
+        tables = work.tables()
+        first = next(tables, None)  # the first clean batch fixes the plan, hence the schema
         with storage.output_location(out, settings) as tmp:
-            try:
-                batches = [files[first : first + step] for first in range(0, total, step)]
-                # The next batch is read while this one is validated and featurized: polars
-                # releases the GIL, so the reader's single-threaded stretches (headers, lineage)
-                # fill the gaps of the compute. One batch ahead keeps memory at ~3 batches.
-                ahead = reader.submit(read_files, layout, batches[0]) if batches else None
-                done = 0
-                for index, batch_files in enumerate(batches):
-                    done += len(batch_files)
-                    current = ahead
-                    ahead = (
-                        reader.submit(read_files, layout, batches[index + 1])
-                        if index + 1 < len(batches)
-                        else None
-                    )
-                    try:
-                        assert current is not None
-                        raw = current.result()
-                    except DataError as exc:
-                        errors += exc.problems or [Problem(str(data), None, None, exc.message)]
-                        _progress(on_progress, done, total)
-                        continue
-                    raw = s.keep_tickers(raw, tickers)
-                    if raw.is_empty():
-                        _progress(on_progress, done, total)
-                        continue
-                    errors += _seen_elsewhere(raw, first_file)
-                    if plan is None:
-                        plan = feature_engine.plan_for(cfg, raw.columns)
-                    result = validate(raw, min_rows=plan.min_rows)
-                    del raw
-                    errors += result.errors
-                    warnings += result.warnings
-                    dropped += result.dropped_tickers
-                    if errors:  # keep checking the rest, but writing is pointless now
-                        _progress(on_progress, done, total)
-                        continue
-                    clean = result.clean
-                    table = feature_engine.build_lazy(
-                        clean, plan, cfg.target, cfg.horizon
-                    ).collect()
-                    sink.put(tmp, clean, table)
-                    del clean, result, table
-                    _progress(on_progress, done, total)
-                sink.finish()
-                absent = s.absent_tickers_error(tickers, first_file)
-                if absent is not None:
-                    raise absent
-                if errors:
-                    raise validation_error(errors)
-                if sink.rows == 0 or plan is None:
-                    raise DataError(f"no rows to write from {data}")
-            finally:
-                reader.shutdown(wait=True, cancel_futures=True)
-                sink.close()
-    assert plan is not None  # every path without a plan raised above
+            if first is not None:
+                source = register_io_source(
+                    lambda *_: itertools.chain([first], tables), schema=first.schema
+                )
+                # polars' own writer, uncompressed: float features barely compress, and every
+                # codec tried cost more time than the bytes it saved.
+                source.sink_parquet(tmp, compression="uncompressed", row_group_size=MAX_ROW_GROUP)
+            for _ in tables:  # only after a failed batch: check the rest for every problem
+                pass
+            absent = s.absent_tickers_error(cfg.data.tickers, work.first_file)
+            if absent is not None:
+                raise absent
+            if work.errors:
+                raise validation_error(work.errors)
+            if work.rows == 0 or work.plan is None:
+                raise DataError(f"no rows to write from {data}")
     return PrepareSummary(
         out=str(out),
-        rows=sink.rows,
-        tickers=len(first_file) - len(set(dropped)),
-        batches=sink.batches,
-        features=plan.features,
-        skipped=plan.skipped,
-        dropped_tickers=sorted(set(dropped)),
-        warnings=warnings,
+        rows=work.rows,
+        tickers=len(work.first_file) - len(set(work.dropped)),
+        batches=work.batches,
+        features=work.plan.features,
+        skipped=work.plan.skipped,
+        dropped_tickers=sorted(set(work.dropped)),
+        warnings=work.warnings,
         seconds=round(time.perf_counter() - started, 3),
-        content_hash=combine(sink.digests) if hash_content else None,
+        content_hash=combine(work.digests) if hash_content else None,
         target=cfg.target,
         horizon=cfg.horizon,
     )
 
 
-class _Sink:
-    """Writes (and hashes) each batch in a background thread while the next one is computed.
+class _Batches:
+    """The batches of files, read one ahead, validated, featurized; problems collected.
 
-    At most one batch waits in the thread, so memory stays at about two batches. pyarrow's
-    writer and hashlib release the GIL, which is what makes the overlap real.
+    ``tables()`` yields one features table per clean batch for as long as no batch had an
+    error; after the first error it keeps reading and validating, to report every problem, but
+    yields nothing more (writing is pointless then).
     """
 
-    def __init__(self, hash_content: bool) -> None:
-        self.hash_content = hash_content
+    def __init__(
+        self,
+        layout: Layout,
+        batches: list[tuple[Path, ...]],
+        config: RunConfig,
+        hash_content: bool,
+        on_progress: Callable[[int, int], None] | None,
+    ) -> None:
+        self.layout, self.files, self.config = layout, batches, config
+        self.hash_content, self.on_progress = hash_content, on_progress
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.dropped: list[str] = []
+        self.first_file: dict[str, str] = {}
         self.digests: dict[str, bytes] = {}
+        self.plan: feature_engine.FeaturePlan | None = None
         self.rows = 0
         self.batches = 0
-        self._writer: pq.ParquetWriter | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeline-write")
-        self._pending: Future[None] | None = None
 
-    def put(self, path: Path, clean: pl.DataFrame, features: pl.DataFrame) -> None:
-        self.finish()
-        self._pending = self._pool.submit(self._write, path, clean, features)
+    def tables(self) -> Iterator[pl.DataFrame]:
+        total = sum(len(b) for b in self.files)
+        done = 0
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeline-read") as reader:
+            # The next batch is read while this one is validated and featurized (polars
+            # releases the GIL). One batch ahead keeps memory at about three batches.
+            ahead = [reader.submit(read_files, self.layout, b) for b in self.files[:1]]
+            for index, batch_files in enumerate(self.files):
+                current = ahead.pop()
+                if index + 1 < len(self.files):
+                    ahead.append(reader.submit(read_files, self.layout, self.files[index + 1]))
+                table = self._one(current)
+                done += len(batch_files)
+                if self.on_progress is not None:
+                    self.on_progress(done, total)
+                if table is not None:
+                    yield table
 
-    def _write(self, path: Path, clean: pl.DataFrame, features: pl.DataFrame) -> None:
-        # string_view columns convert without a copy.
-        table = features.to_arrow(compat_level=pl.CompatLevel.newest())
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(
-                path,
-                table.schema,
-                # Float features barely compress; compressing only the keys halves write time.
-                compression={s.TICKER: "snappy", s.DATE: "snappy"},
-                use_dictionary=[s.TICKER],
-            )
-        self._writer.write_table(
-            table.cast(self._writer.schema), row_group_size=min(MAX_ROW_GROUP, table.num_rows)
-        )
-        self.rows += table.num_rows
-        self.batches += 1
+    def _one(self, read: Future[pl.DataFrame]) -> pl.DataFrame | None:
+        try:
+            raw = read.result()
+        except DataError as exc:
+            self.errors += exc.problems or [Problem(str(self.layout.root), None, None, exc.message)]
+            return None
+        raw = s.keep_tickers(raw, self.config.data.tickers)
+        if raw.is_empty():
+            return None
+        self.errors += _seen_elsewhere(raw, self.first_file)
+        if self.plan is None:
+            self.plan = feature_engine.plan_for(self.config, raw.columns)
+        result = validate(raw, min_rows=self.plan.min_rows)
+        del raw
+        self.errors += result.errors
+        self.warnings += result.warnings
+        self.dropped += result.dropped_tickers
+        if self.errors:
+            return None
+        clean = result.clean
         if self.hash_content:
             self.digests.update(ticker_digests(clean))
-
-    def finish(self) -> None:
-        """Wait for the batch being written; re-raise its error, if any."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()
-
-    def close(self) -> None:
-        try:
-            self.finish()
-        finally:
-            self._pool.shutdown(wait=True)
-            if self._writer is not None:
-                self._writer.close()
+        table = feature_engine.build_lazy(
+            clean, self.plan, self.config.target, self.config.horizon
+        ).collect(engine="in-memory")
+        self.rows += table.height
+        self.batches += 1
+        return table
 
 
 def _files_for(layout: Layout, tickers: list[str] | None) -> tuple[Path, ...]:
@@ -254,11 +245,6 @@ def _files_for(layout: Layout, tickers: list[str] | None) -> tuple[Path, ...]:
         for f in layout.files
         if f.stem in wanted or s.TICKER in match_columns(read_first_lines(f)[0])
     )
-
-
-def _progress(callback: Callable[[int, int], None] | None, done: int, total: int) -> None:
-    if callback is not None:
-        callback(done, total)
 
 
 def _seen_elsewhere(frame: pl.DataFrame, first_file: dict[str, str]) -> list[Problem]:

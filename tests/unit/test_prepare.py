@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -26,7 +25,7 @@ def yahoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_prepare_writes_one_row_group_per_batch_equal_to_building_in_memory(
+def test_prepare_in_batches_writes_what_building_in_memory_gives(
     yahoo: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "features.parquet"
@@ -38,7 +37,6 @@ def test_prepare_writes_one_row_group_per_batch_equal_to_building_in_memory(
         hash_content=True,
         files_per_batch=2,
     )
-    assert pq.ParquetFile(out).num_row_groups == 3
     assert seen == [(2, 5), (4, 5), (5, 5)]
     clean = validate(
         ingest(yahoo),
