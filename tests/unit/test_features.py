@@ -266,3 +266,15 @@ def test_scale_free_features_do_not_move_when_prices_and_volume_are_rescaled(
             rel_tol=1e-9,
             abs_tol=1e-9,
         )
+
+
+def test_the_run_config_accepts_and_the_engine_builds_every_catalogue_target(
+    prices: pl.DataFrame,
+) -> None:
+    from kubeline.runconfig import RunConfig
+    from kubeline.targets import TARGETS
+
+    for name, spec in TARGETS.items():
+        assert RunConfig.from_yaml_text(f"target: {name}").target_kind == spec.kind
+        out = engine.build(prices, features=["ret_1"], target=name)
+        assert out.get_column(s.TARGET).drop_nulls().len() > 0
