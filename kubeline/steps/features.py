@@ -226,6 +226,7 @@ class _Batches:
         clean = result.clean
         if self.hash_content:
             self.digests.update(ticker_digests(clean))
+        # The first batch's plan for every batch, so that every batch has the same columns.
         table = feature_engine.build_lazy(
             clean, self.plan, self.config.target, self.config.horizon
         ).collect(engine="in-memory")

@@ -107,3 +107,18 @@ def test_prepare_rejects_tickers_absent_from_the_data(yahoo: Path, tmp_path: Pat
     with pytest.raises(DataError, match="ZZZZZ"):
         prepare(yahoo, tmp_path / "f.parquet", "data: {tickers: [ZZZZZ]}")
     assert not (tmp_path / "f.parquet").exists()
+
+
+def test_prepare_fills_a_column_a_later_batch_lacks_with_nulls(tmp_path: Path) -> None:
+    frame = generate(tickers=2, years=0.4, seed=4)
+    folder = tmp_path / "yahoo"
+    write_dataset(frame, folder, "yahoo")
+    second = sorted(folder.iterdir())[1]
+    no_volume = pl.read_csv(second).drop("Volume")
+    no_volume.write_csv(second)
+    summary = prepare(folder, tmp_path / "f.parquet", files_per_batch=1)
+    written = pl.read_parquet(tmp_path / "f.parquet")
+    assert summary.batches == 2 and "volume_ratio_30" in summary.features
+    by_ticker = written.group_by(s.TICKER).agg(pl.col("volume_ratio_30").is_not_null().sum())
+    counts = dict(by_ticker.sort(s.TICKER).iter_rows())
+    assert counts[second.stem] == 0 and counts[sorted(counts)[0]] > 0
