@@ -345,8 +345,8 @@ def main() -> None:
         k = r["kubeline"]
         if "baseline" in r:
             per_round.setdefault("speedup", []).append(r["baseline"].seconds / k.seconds)
-            # CPU seconds drift less with the machine's load than wall time; the baseline keeps
-            # both cores busy, so this is about the wall speed-up on an idle machine.
+            # CPU seconds drift less with the machine's load than wall time: on a shared
+            # machine a minutes-long baseline round draws fewer cores than a short kubeline one.
             cpu = r["baseline"].cpu_seconds / k.cpu_seconds
             per_round.setdefault("cpu_speedup", []).append(cpu)
         per_round["floor_ratio"].append(k.seconds / r["floor"].seconds)
