@@ -64,16 +64,22 @@ def keep_tickers(frame: pl.DataFrame, tickers: Sequence[str] | None) -> pl.DataF
     return frame.filter(pl.col(TICKER).is_in(pl.Series(list(tickers), dtype=pl.String).implode()))
 
 
-def absent_tickers_error(wanted: Sequence[str] | None, present: Iterable[str]) -> DataError | None:
-    """The error for tickers a run config asks for that the data does not have, if any."""
+def absent_tickers_error(
+    wanted: Sequence[str] | None, present: Iterable[str], examples: Iterable[str] = ()
+) -> DataError | None:
+    """The error for tickers a run config asks for that the data does not have, if any.
+
+    ``examples`` are tickers to suggest instead (default: a few of ``present``).
+    """
     have = set(present)
     missing = [t for t in wanted or () if t not in have]
     if not missing:
         return None
-    sample = ", ".join(sorted(have)[:10]) or "none"
+    sample = sorted(set(examples) or have)[:10]
     return DataError(
         f"the run config asks for tickers {missing} that the data does not have",
-        hint=f"set data.tickers to tickers in the data (e.g. {sample})",
+        hint="set data.tickers to tickers in the data"
+        + (f" (e.g. {', '.join(sample)})" if sample else ""),
     )
 
 

@@ -141,7 +141,9 @@ def prepare(
                 source.sink_parquet(tmp, compression="uncompressed", row_group_size=MAX_ROW_GROUP)
             for _ in tables:  # only after a failed batch: check the rest for every problem
                 pass
-            absent = s.absent_tickers_error(cfg.data.tickers, work.first_file)
+            # Files named for other tickers were not read: their names are the suggestions.
+            named = [f.stem for f in layout.files] if layout.kind != "long" else []
+            absent = s.absent_tickers_error(cfg.data.tickers, work.first_file, named)
             if absent is not None:
                 raise absent
             if work.errors:

@@ -104,8 +104,11 @@ def test_prepare_keeps_only_the_tickers_asked_for(yahoo: Path, tmp_path: Path) -
 
 
 def test_prepare_rejects_tickers_absent_from_the_data(yahoo: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="ZZZZZ"):
+    with pytest.raises(DataError, match="ZZZZZ") as caught:
         prepare(yahoo, tmp_path / "f.parquet", "data: {tickers: [ZZZZZ]}")
+    # The files of other tickers are not read, yet their names are offered instead.
+    assert caught.value.hint is not None
+    assert sorted(p.stem for p in yahoo.iterdir())[0] in caught.value.hint
     assert not (tmp_path / "f.parquet").exists()
 
 
