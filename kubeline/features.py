@@ -20,18 +20,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import polars as pl
 
 from kubeline.data import schema as s
-from kubeline.data.ingest import is_sorted
 from kubeline.errors import ConfigError
+from kubeline.targets import TargetSpec, target_spec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-TargetKind = Literal["return", "log_return", "level"]
+    from kubeline.runconfig import RunConfig
+
 Frame = TypeVar("Frame", "pd.DataFrame", pl.DataFrame)
 
 PRICE = s.ADJ_CLOSE
@@ -266,55 +267,32 @@ DEFAULT_FEATURES: list[str] = [
 ]
 
 
-@dataclass(frozen=True)
-class TargetSpec:
-    """A target: what is predicted ``horizon`` bars ahead, and its naive baselines at t."""
-
-    name: str
-    kind: TargetKind
-    inputs: tuple[str, ...]
-    ma_window: int  # bars in the moving-average baseline
-    description: str
-
-    def history(self, horizon: int) -> int:
-        """Bars a ticker needs before both naive baselines exist."""
-        if self.kind == "level":
-            return self.ma_window
-        return horizon + self.ma_window
-
-    def expressions(self, horizon: int) -> dict[str, pl.Expr]:
-        """Expressions for the naive columns, the direction reference and the target."""
-        h, ma = horizon, self.ma_window
-        known_ahead = pl.col(_LEFT) >= h  # the value h bars ahead belongs to the same ticker
-        if self.kind == "level":
-            value = pl.col(s.VOLUME)
-            return {
-                s.NAIVE_LAST: value,
-                s.NAIVE_MA: pl.when(_since(ma)).then(value.rolling_mean(ma)),
-                s.DIRECTION_REF: value,
-                s.TARGET: pl.when(known_ahead).then(value.shift(-h)),
-            }
-        ratio_past = _price() / _price().shift(h)
-        ratio_next = _price().shift(-h) / _price()
-        if self.kind == "log_return":
-            past, ahead = ratio_past.log(), ratio_next.log()
-        else:
-            past, ahead = ratio_past - 1, ratio_next - 1
+def target_expressions(spec: TargetSpec, horizon: int) -> dict[str, pl.Expr]:
+    """Expressions for a target's naive columns, its direction reference and the target."""
+    h, ma = horizon, spec.ma_window
+    known_ahead = pl.col(_LEFT) >= h  # the value h bars ahead belongs to the same ticker
+    if spec.kind == "level":
+        value = pl.col(s.VOLUME)
         return {
-            s.NAIVE_LAST: pl.when(_since(h + 1)).then(past),
-            s.NAIVE_MA: pl.when(_since(h + ma)).then(past.rolling_mean(ma)),
-            s.DIRECTION_REF: pl.lit(0.0),
-            s.TARGET: pl.when(known_ahead).then(ahead),
+            s.NAIVE_LAST: value,
+            s.NAIVE_MA: pl.when(_since(ma)).then(value.rolling_mean(ma)),
+            s.DIRECTION_REF: value,
+            s.TARGET: pl.when(known_ahead).then(value.shift(-h)),
         }
+    ratio_past = _price() / _price().shift(h)
+    ratio_next = _price().shift(-h) / _price()
+    if spec.kind == "log_return":
+        past, ahead = ratio_past.log(), ratio_next.log()
+    else:
+        past, ahead = ratio_past - 1, ratio_next - 1
+    return {
+        s.NAIVE_LAST: pl.when(_since(h + 1)).then(past),
+        s.NAIVE_MA: pl.when(_since(h + ma)).then(past.rolling_mean(ma)),
+        s.DIRECTION_REF: pl.lit(0.0),
+        s.TARGET: pl.when(known_ahead).then(ahead),
+    }
 
 
-TARGETS: dict[str, TargetSpec] = {
-    "next_return": TargetSpec("next_return", "return", _P, 20, "adj_close[t+h] / adj_close[t] - 1"),
-    "next_log_return": TargetSpec(
-        "next_log_return", "log_return", _P, 20, "log(adj_close[t+h] / adj_close[t])"
-    ),
-    "next_volume": TargetSpec("next_volume", "level", _V, 30, "volume[t+h]"),
-}
 NON_FEATURE_COLUMNS = (s.TICKER, s.DATE, s.NAIVE_LAST, s.NAIVE_MA, s.DIRECTION_REF, s.TARGET)
 
 
@@ -325,10 +303,9 @@ class FeaturePlan:
     features: list[str]
     skipped: dict[str, list[str]]  # feature -> the input columns it lacked
     required_history: int  # bars before the first row with every feature and baseline
-
-    def min_rows(self, horizon: int) -> int:
-        """Rows a ticker needs to keep one trainable row: the history plus the target's lead."""
-        return self.required_history + horizon
+    # Rows a ticker needs, else validation drops it: the run config's ``data.min_rows`` when
+    # set, else the history plus the target's lead (one trainable row).
+    min_rows: int
 
 
 def plan(
@@ -336,6 +313,7 @@ def plan(
     available_columns: list[str] | tuple[str, ...],
     target: str = "next_return",
     horizon: int = 1,
+    min_rows: int | None = None,
 ) -> FeaturePlan:
     """Check names and inputs: unknown names are a ConfigError, absent inputs a skip."""
     requested = list(DEFAULT_FEATURES if features is None else features)
@@ -345,14 +323,12 @@ def plan(
             f"unknown feature(s): {', '.join(unknown)}",
             hint=f"choose from: {', '.join(FEATURES)}",
         )
-    if target not in TARGETS:
-        raise ConfigError(f"unknown target {target!r}", hint=f"choose from: {', '.join(TARGETS)}")
+    spec = target_spec(target)
     if horizon < 1:
         raise ConfigError(f"horizon must be at least 1 bar, got {horizon}")
     available = set(available_columns)
     if s.CLOSE in available:
         available.add(s.ADJ_CLOSE)  # the price falls back to close
-    spec = TARGETS[target]
     lacking = [c for c in spec.inputs if c not in available]
     if lacking:
         raise ConfigError(
@@ -367,7 +343,23 @@ def plan(
         else:
             chosen.append(name)
     history = max([FEATURES[f].window for f in chosen] + [spec.history(horizon)])
-    return FeaturePlan(chosen, skipped, history)
+    return FeaturePlan(
+        chosen, skipped, history, history + horizon if min_rows is None else min_rows
+    )
+
+
+def plan_for(config: RunConfig, available_columns: list[str] | tuple[str, ...]) -> FeaturePlan:
+    """The plan a run config asks for on data with these columns."""
+    return plan(
+        config.features, available_columns, config.target, config.horizon, config.data.min_rows
+    )
+
+
+def plan_inputs(feature_plan: FeaturePlan, target: str = "next_return") -> list[str]:
+    """The canonical value columns the plan's features and the target read, in schema order."""
+    needed = {c for name in feature_plan.features for c in FEATURES[name].inputs}
+    needed.update(target_spec(target).inputs)
+    return [c for c in s.VALUES if c in needed]
 
 
 def _shared_needed(feature_plan: FeaturePlan) -> list[str]:
@@ -382,7 +374,7 @@ def feature_expressions(
 ) -> list[pl.Expr]:
     """Raw feature, baseline and target expressions (before masking), in output order."""
     exprs = [FEATURES[name].expression().alias(name) for name in feature_plan.features]
-    exprs += [e.alias(n) for n, e in TARGETS[target].expressions(horizon).items()]
+    exprs += [e.alias(n) for n, e in target_expressions(target_spec(target), horizon).items()]
     return exprs
 
 
@@ -395,9 +387,12 @@ def build_lazy(
     """The features frame as a lazy query over a canonical frame (any row order)."""
     if s.ADJ_CLOSE not in frame.columns:
         frame = frame.with_columns(pl.col(s.CLOSE).alias(s.ADJ_CLOSE))
+    # A batch of files may lack a column the plan (made on the first batch) reads: null there.
+    absent = [c for c in plan_inputs(feature_plan, target) if c not in frame.columns]
+    frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias(c) for c in absent)
     values = [c for c in s.VALUES if c in frame.columns]
     frame = frame.select(pl.col(s.TICKER).cast(pl.String), s.DATE, *values)
-    if not is_sorted(frame):  # ingest and validate hand over sorted frames: skip the sort
+    if not s.is_sorted(frame):  # ingest and validate hand over sorted frames: skip the sort
         frame = frame.sort(s.TICKER, s.DATE)
     lazy = (
         frame.lazy()
@@ -414,23 +409,23 @@ def build_lazy(
             _SHARED[name][1]().alias(name) for name in shared if _SHARED[name][0] == stage
         )
     exprs = feature_expressions(feature_plan, target, horizon)
-    names = [e.meta.output_name() for e in exprs]
     windows = {name: FEATURES[name].window for name in feature_plan.features}
-    # Computed once as columns, then masked: a window reaching into the previous ticker, and
-    # inf/NaN from a zero denominator, become null.
-    return lazy.with_columns(exprs).select(
+    # One select computes and masks each column (polars evaluates the repeated expression
+    # once): a window reaching into the previous ticker, and inf/NaN from a zero denominator,
+    # become null.
+    return lazy.select(
         pl.col(s.TICKER),
         pl.col(s.DATE),
-        *[_masked(name, windows.get(name, 1)) for name in names],
+        *[_masked(e, windows.get(e.meta.output_name(), 1)) for e in exprs],
     )
 
 
-def _masked(name: str, window: int) -> pl.Expr:
-    column = pl.col(name).cast(pl.Float64)
+def _masked(expr: pl.Expr, window: int) -> pl.Expr:
+    column = expr.cast(pl.Float64)
     keep = column.is_finite()
     if window > 1:
         keep = keep & _since(window)
-    return pl.when(keep).then(column).alias(name)
+    return pl.when(keep).then(column).alias(expr.meta.output_name())
 
 
 def build_polars(
@@ -442,7 +437,10 @@ def build_polars(
 ) -> tuple[pl.DataFrame, FeaturePlan]:
     """Features for a polars canonical frame, with the plan saying what was skipped."""
     feature_plan = plan(features, frame.columns, target, horizon)
-    return build_lazy(frame, feature_plan, target, horizon).collect(), feature_plan
+    # The in-memory engine: on 1,000 tickers this plan took 1.08 CPU-s against 1.56 on
+    # polars' default streaming engine (rolling windows and .over() do not stream well).
+    table = build_lazy(frame, feature_plan, target, horizon).collect(engine="in-memory")
+    return table, feature_plan
 
 
 def build(

@@ -28,18 +28,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from kubeline.errors import ConfigError
+from kubeline.targets import TARGETS, TargetKind, TargetName
 
-TargetName = Literal["next_return", "next_log_return", "next_volume"]
-TargetKind = Literal["return", "log_return", "level"]
 MetricName = Literal["rmse", "mae", "r2", "directional_accuracy"]
 BuiltinModel = Literal["ridge", "poly2", "random_forest", "hist_gbm"]
 BaselineName = Literal["best", "constant", "persistence", "moving_average"]
-
-TARGET_KINDS: dict[str, TargetKind] = {
-    "next_return": "return",
-    "next_log_return": "log_return",
-    "next_volume": "level",
-}
 
 # Hyperparameters a grid may tune for each built-in candidate. Kept here, not read from
 # scikit-learn, so loading a config never imports it; a unit test checks the two agree.
@@ -301,7 +294,7 @@ class RunConfig(_Strict):
     @property
     def target_kind(self) -> TargetKind:
         """return, log_return or level: what the target measures."""
-        return TARGET_KINDS[self.target]
+        return TARGETS[self.target].kind
 
     @property
     def purge_gap(self) -> int:

@@ -124,7 +124,7 @@ def train(frame: pd.DataFrame, config: RunConfig, *, feature_names: list[str]) -
 def usable_rows(
     frame: pd.DataFrame, config: RunConfig, feature_names: list[str]
 ) -> tuple[pd.DataFrame, int]:
-    """Rows of the configured tickers with every feature and the target known, date-ordered.
+    """Rows with every feature and the target known, date-ordered.
 
     Returns the rows and how many were dropped for a missing or non-finite value.
     """
@@ -135,14 +135,9 @@ def usable_rows(
             f"the features frame lacks column(s) {', '.join(missing)}",
             hint="check the run config's features against the feature engine's output",
         )
+    # The configured tickers were selected where the data entered (validate or prepare,
+    # ``kubeline.data.schema.select_tickers``): this frame holds those tickers only.
     rows = frame
-    if config.data.tickers is not None:
-        rows = rows[rows[TICKER].isin(config.data.tickers)]
-        if rows.empty:
-            raise TrainingError(
-                f"none of the configured tickers {', '.join(config.data.tickers)} are in the data",
-                hint=f"tickers present include: {', '.join(map(str, frame[TICKER].unique()[:10]))}",
-            )
     needed = rows[[*feature_names, TARGET]].apply(pd.to_numeric, errors="coerce")
     known = np.isfinite(needed.to_numpy(dtype=float)).all(axis=1)
     rows = rows.loc[known].sort_values([DATE, TICKER], kind="stable").reset_index(drop=True)

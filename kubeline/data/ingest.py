@@ -289,15 +289,6 @@ def _canonical(frame: pl.DataFrame) -> pl.DataFrame:
     frame = frame.select(order).with_columns(
         pl.col(c).cast(pl.Float64) for c in s.VALUES if c in frame.columns
     )
-    if not is_sorted(frame):
+    if not s.is_sorted(frame):
         frame = frame.sort(s.TICKER, s.DATE, s.SOURCE_FILE, s.SOURCE_ROW)
     return frame
-
-
-def is_sorted(frame: pl.DataFrame) -> bool:
-    """Whether rows are in (ticker, date) order, checked in one vectorized pass."""
-    if frame.height < 2:
-        return True
-    ticker, when = pl.col(s.TICKER), pl.col(s.DATE)
-    ok = (ticker.shift(-1) > ticker) | ((ticker.shift(-1) == ticker) & (when.shift(-1) >= when))
-    return bool(frame.select(ok.slice(0, frame.height - 1).all()).item())

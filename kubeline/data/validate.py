@@ -46,7 +46,6 @@ import polars as pl
 
 from kubeline.data import schema as s
 from kubeline.data.dates import parse_date_column
-from kubeline.data.ingest import is_sorted
 from kubeline.errors import DataError, Problem
 
 MAX_PROBLEMS_PER_RULE = 1000  # beyond this one summary Problem stands for the rest
@@ -109,7 +108,7 @@ def validate(frame: pl.DataFrame, *, min_rows: int) -> ValidationResult:
     frame = frame.with_columns(pl.col(s.TICKER).cast(pl.String))
     frame, ticker_problems = _one_spelling_per_ticker(frame)
     problems += ticker_problems + _also_dated(frame)
-    if not is_sorted(frame):
+    if not s.is_sorted(frame):
         # Sorted rows let duplicate and file checks compare neighbours instead of grouping.
         frame = frame.sort(s.TICKER, s.DATE, s.SOURCE_FILE, s.SOURCE_ROW, nulls_last=True)
 

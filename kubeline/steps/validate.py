@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kubeline.errors import DataError, Problem
+from kubeline.errors import Problem
 from kubeline.steps.base import executor, run_config, write_parquet, write_text
 
 if TYPE_CHECKING:
@@ -42,43 +42,16 @@ class Checked:
         self.result.raise_for_errors()
 
 
-def select_tickers(frame: pl.DataFrame, config: RunConfig) -> pl.DataFrame:
-    """Keep the tickers a per-stock config names; fail clearly when one is not in the data."""
-    import polars as pl
-
-    from kubeline.data.schema import TICKER
-
-    wanted = config.data.tickers
-    if not wanted:
-        return frame
-    present = set(frame[TICKER].unique().to_list())
-    missing = [t for t in wanted if t not in present]
-    if missing:
-        sample = ", ".join(sorted(present)[:10])
-        raise DataError(
-            f"the run config asks for tickers {missing} that the data does not have",
-            hint=f"set data.tickers to tickers in the data (e.g. {sample})",
-        )
-    return frame.filter(pl.col(TICKER).is_in(wanted))
-
-
-def min_rows(config: RunConfig, columns: list[str]) -> int:
-    """Rows a ticker needs: the config's ``data.min_rows``, else the feature windows' history."""
-    from kubeline.features import plan
-
-    if config.data.min_rows is not None:
-        return config.data.min_rows
-    return plan(config.features, columns, config.target, config.horizon).min_rows(config.horizon)
-
-
 def check_frame(raw: pl.DataFrame, config: RunConfig) -> Checked:
     """Validate a canonical frame under a run config; never raises for data problems."""
+    from kubeline.data.schema import select_tickers
     from kubeline.data.snapshot import content_hash, summary
     from kubeline.data.validate import validate
+    from kubeline.features import plan_for
     from kubeline.lineage import DATA_HASH
 
-    selected = select_tickers(raw, config)
-    checked = Checked(validate(selected, min_rows=min_rows(config, selected.columns)))
+    selected = select_tickers(raw, config.data.tickers)
+    checked = Checked(validate(selected, min_rows=plan_for(config, selected.columns).min_rows))
     if not checked.errors:
         checked.summary = {**summary(checked.clean), DATA_HASH: content_hash(checked.clean)}
     return checked

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 import kubeline.features as engine
 from kubeline.data import schema as s
@@ -238,3 +239,42 @@ def test_feature_names_and_latest(prices: pl.DataFrame) -> None:
 
 def test_default_features_are_scale_free() -> None:
     assert all(engine.FEATURES[name].scale_free for name in engine.DEFAULT_FEATURES)
+
+
+def test_scale_free_features_do_not_move_when_prices_and_volume_are_rescaled(
+    prices: pl.DataFrame,
+) -> None:
+    # A stock split, a currency or a unit of volume must not change a scale-free feature.
+    price_factor, volume_factor = 37.5, 0.01
+    rescaled = prices.with_columns(
+        *[pl.col(c) * price_factor for c in s.PRICES],
+        pl.col(s.VOLUME) * volume_factor,
+    )
+    before, after = engine.build(prices, features=ALL), engine.build(rescaled, features=ALL)
+    free = [name for name in ALL if engine.FEATURES[name].scale_free]
+    assert len(free) >= len(engine.DEFAULT_FEATURES)
+    unchanged = [*free, s.NAIVE_LAST, s.NAIVE_MA, s.TARGET]  # the default target is a return
+    assert_frame_equal(
+        after.select(unchanged), before.select(unchanged), rel_tol=1e-9, abs_tol=1e-12
+    )
+    # The others are levels: they move with the scale, which shows the rescaling took effect.
+    for name in (n for n in ALL if n not in free):
+        factor = volume_factor if engine.FEATURES[name].inputs == (s.VOLUME,) else price_factor
+        assert_frame_equal(
+            after.select(name),
+            before.select(pl.col(name) * factor),
+            rel_tol=1e-9,
+            abs_tol=1e-9,
+        )
+
+
+def test_the_run_config_accepts_and_the_engine_builds_every_catalogue_target(
+    prices: pl.DataFrame,
+) -> None:
+    from kubeline.runconfig import RunConfig
+    from kubeline.targets import TARGETS
+
+    for name, spec in TARGETS.items():
+        assert RunConfig.from_yaml_text(f"target: {name}").target_kind == spec.kind
+        out = engine.build(prices, features=["ret_1"], target=name)
+        assert out.get_column(s.TARGET).drop_nulls().len() > 0

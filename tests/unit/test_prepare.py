@@ -1,11 +1,10 @@
-"""prepare_features: batches of whole files into one Parquet file, all or nothing."""
+"""kubeline features (steps.features.prepare): batches of whole files into one Parquet file, all or nothing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
@@ -13,10 +12,10 @@ import kubeline.features as engine
 from kubeline.data import schema as s
 from kubeline.data.generate import generate, write_dataset
 from kubeline.data.ingest import ingest
-from kubeline.data.prepare import prepare_features
 from kubeline.data.snapshot import content_hash
 from kubeline.data.validate import validate
 from kubeline.errors import DataError
+from kubeline.steps.features import prepare
 
 
 @pytest.fixture(scope="module")
@@ -26,19 +25,22 @@ def yahoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_prepare_writes_one_row_group_per_batch_equal_to_building_in_memory(
+def test_prepare_in_batches_writes_what_building_in_memory_gives(
     yahoo: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "features.parquet"
     seen: list[tuple[int, int]] = []
-    summary = prepare_features(
-        yahoo, out, files_per_batch=2, on_progress=lambda d, t: seen.append((d, t))
+    summary = prepare(
+        yahoo,
+        out,
+        on_progress=lambda d, t: seen.append((d, t)),
+        hash_content=True,
+        files_per_batch=2,
     )
-    assert pq.ParquetFile(out).num_row_groups == 3
     assert seen == [(2, 5), (4, 5), (5, 5)]
     clean = validate(
         ingest(yahoo),
-        min_rows=engine.plan(None, [s.CLOSE, s.HIGH, s.LOW, s.VOLUME]).required_history + 1,
+        min_rows=engine.plan(None, [s.CLOSE, s.HIGH, s.LOW, s.VOLUME]).min_rows,
     ).clean
     expected = engine.build(clean)
     written = pl.read_parquet(out)
@@ -52,7 +54,7 @@ def test_prepare_writes_one_row_group_per_batch_equal_to_building_in_memory(
 def test_prepare_reports_skipped_features_for_close_only_data(tmp_path: Path) -> None:
     frame = generate(tickers=2, years=0.3, seed=1).select(s.TICKER, s.DATE, s.CLOSE)
     write_dataset(frame, tmp_path / "long.csv", "long")
-    summary = prepare_features(tmp_path / "long.csv", tmp_path / "f.parquet")
+    summary = prepare(tmp_path / "long.csv", tmp_path / "f.parquet")
     assert summary.skipped == {"volume_ratio_30": [s.VOLUME], "hl_range": [s.HIGH, s.LOW]}
     assert "hl_range" not in pl.read_parquet_schema(tmp_path / "f.parquet")
 
@@ -73,7 +75,7 @@ def test_prepare_collects_problems_from_every_batch_and_writes_nothing(
     files[-1].write_text("\n".join(lines) + "\n")
     out = tmp_path / "f.parquet"
     with pytest.raises(DataError) as caught:
-        prepare_features(broken, out, files_per_batch=2)
+        prepare(broken, out, files_per_batch=2)
     located = {(p.file, p.row, p.column) for p in caught.value.problems}
     assert (files[0].name, 6, s.VOLUME) in located
     assert (files[-1].name, 4, "Close") in located
@@ -90,18 +92,36 @@ def test_prepare_rejects_a_ticker_split_across_batches(tmp_path: Path) -> None:
     other.mkdir(exist_ok=True)
     (other / f"{ticker}.csv").write_text(source.read_text())
     with pytest.raises(DataError) as caught:
-        prepare_features(tmp_path / "k", tmp_path / "f.parquet", files_per_batch=1)
+        prepare(tmp_path / "k", tmp_path / "f.parquet", files_per_batch=1)
     assert any(p.column == s.TICKER and "also in" in p.message for p in caught.value.problems)
 
 
 def test_prepare_keeps_only_the_tickers_asked_for(yahoo: Path, tmp_path: Path) -> None:
     wanted = sorted(p.stem for p in yahoo.glob("*.csv"))[:2]
-    summary = prepare_features(yahoo, tmp_path / "f.parquet", tickers=wanted)
+    summary = prepare(yahoo, tmp_path / "f.parquet", f"data: {{tickers: [{', '.join(wanted)}]}}")
     written = pl.read_parquet(tmp_path / "f.parquet")
     assert sorted(written.get_column(s.TICKER).unique()) == wanted and summary.tickers == 2
 
 
 def test_prepare_rejects_tickers_absent_from_the_data(yahoo: Path, tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="ZZZZZ"):
-        prepare_features(yahoo, tmp_path / "f.parquet", tickers=["ZZZZZ"])
+    with pytest.raises(DataError, match="ZZZZZ") as caught:
+        prepare(yahoo, tmp_path / "f.parquet", "data: {tickers: [ZZZZZ]}")
+    # The files of other tickers are not read, yet their names are offered instead.
+    assert caught.value.hint is not None
+    assert sorted(p.stem for p in yahoo.glob("*.csv"))[0] in caught.value.hint
     assert not (tmp_path / "f.parquet").exists()
+
+
+def test_prepare_fills_a_column_a_later_batch_lacks_with_nulls(tmp_path: Path) -> None:
+    frame = generate(tickers=2, years=0.4, seed=4)
+    folder = tmp_path / "yahoo"
+    write_dataset(frame, folder, "yahoo")
+    second = sorted(folder.glob("*.csv"))[1]
+    no_volume = pl.read_csv(second).drop("Volume")
+    no_volume.write_csv(second)
+    summary = prepare(folder, tmp_path / "f.parquet", files_per_batch=1)
+    written = pl.read_parquet(tmp_path / "f.parquet")
+    assert summary.batches == 2 and "volume_ratio_30" in summary.features
+    by_ticker = written.group_by(s.TICKER).agg(pl.col("volume_ratio_30").is_not_null().sum())
+    counts = dict(by_ticker.sort(s.TICKER).iter_rows())
+    assert counts[second.stem] == 0 and counts[sorted(counts)[0]] > 0

@@ -147,17 +147,6 @@ def test_rows_with_missing_features_or_target_are_dropped_and_counted() -> None:
     assert result.n_train_rows + result.n_holdout_rows == len(frame) - 6 - 2  # 2 rows purged
 
 
-def test_ticker_filter_trains_on_those_tickers_only() -> None:
-    result = train(features_frame(), config("data: {tickers: [BBB]}"), feature_names=FEATURES)
-    assert set(result.holdout[TICKER]) == {"BBB"}
-    assert result.n_holdout_rows == 24
-
-
-def test_unknown_ticker_filter_is_a_training_error() -> None:
-    with pytest.raises(TrainingError, match="none of the configured tickers ZZZ"):
-        train(features_frame(), config("data: {tickers: [ZZZ]}"), feature_names=FEATURES)
-
-
 def test_too_little_history_for_the_folds_is_an_actionable_error() -> None:
     with pytest.raises(TrainingError) as info:
         train(features_frame(n_dates=8), config(), feature_names=FEATURES)

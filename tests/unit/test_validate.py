@@ -203,3 +203,29 @@ def test_validate_rejects_a_missing_ticker() -> None:
     frame = _rows("A", 2).with_columns(pl.Series(s.TICKER, ["A", None], pl.String))
     problem = _one_error(frame)
     assert (problem.file, problem.row, problem.column) == ("A.csv", 3, s.TICKER)
+
+
+def test_select_tickers_keeps_only_the_configured_tickers() -> None:
+    frame = pl.concat([_rows("A", 3), _rows("B", 3), _rows("C", 3)])
+    kept = s.select_tickers(frame, ["C", "A"])
+    assert kept.get_column(s.TICKER).unique().sort().to_list() == ["A", "C"]
+    assert s.select_tickers(frame, None).height == frame.height
+
+
+def test_select_tickers_names_every_configured_ticker_the_data_lacks() -> None:
+    frame = pl.concat([_rows("A", 3), _rows("B", 3)])
+    with pytest.raises(DataError, match=r"\['X', 'Y'\]") as caught:
+        s.select_tickers(frame, ["A", "X", "Y"])
+    assert caught.value.hint is not None and "A, B" in caught.value.hint
+
+
+def test_min_rows_is_the_run_configs_else_the_feature_history_plus_the_horizon() -> None:
+    from kubeline.features import plan_for
+    from kubeline.runconfig import RunConfig
+
+    columns = [s.CLOSE, s.HIGH, s.LOW, s.VOLUME]
+    default = plan_for(RunConfig(), columns)
+    assert default.min_rows == default.required_history + 1
+    longer = plan_for(RunConfig.from_yaml_text("horizon: 5"), columns)
+    assert longer.min_rows == longer.required_history + 5
+    assert plan_for(RunConfig.from_yaml_text("data: {min_rows: 400}"), columns).min_rows == 400
