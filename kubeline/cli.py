@@ -471,6 +471,7 @@ def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List a registered model's versions: aliases, gate state, scores against naive forecasts."""
+    from rich import box
     from rich.table import Table
 
     from kubeline import registry
@@ -482,24 +483,33 @@ def models(
     if as_json:
         print(json.dumps([v.as_dict() for v in found], indent=2))
         return
-    table = Table(title=f"{name}")
-    for column in ("version", "aliases", "created", "gate", "scores", "pipeline run", "data hash"):
-        table.add_column(column)
+    # No vertical rules: at 80 columns every character goes to the values.
+    table = Table(title=f"{name}", box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    for column in ("version", "aliases", "created", "gate", "scores", "run", "sha256"):
+        # A score line stays whole ("persiste…" tells nothing); the rest fold, never cut.
+        table.add_column(
+            column,
+            overflow="fold",
+            no_wrap=column in ("version", "aliases", "gate", "scores", "sha256"),
+            min_width=10 if column == "created" else None,
+        )
     for v in found:
         table.add_row(
             v.version,
             ", ".join(v.aliases),
-            v.created,
+            v.created.replace(" ", "\n", 1),
             v.gate,
             _scores(v.scores),
             v.tags.get(tag("pipeline_run_id"), "")[:12],
-            v.tags.get(tag(DATA_HASH), "")[:19],
+            v.tags.get(tag(DATA_HASH), "").removeprefix("sha256:")[
+                :7
+            ],  # a short hash, as git shows one
         )
     console.print(table)
 
 
 def _scores(scores: dict[str, Any]) -> str:
-    """``rmse: model 0.0121 · constant 0.0120 · ...``: the model and every naive forecast."""
+    """``rmse:`` then ``model 0.0121``, ``constant 0.0120``, ...: one line per forecast."""
     if not scores:
         return ""
     metric = scores.get("metric", "")
@@ -508,7 +518,7 @@ def _scores(scores: dict[str, Any]) -> str:
         for k, v in scores.items()
         if k != "metric" and isinstance(v, int | float)
     ]
-    return f"{metric}: " + " · ".join(values)
+    return "\n".join([f"{metric}:", *values])
 
 
 @app.command("config")
