@@ -47,7 +47,8 @@ def register(
     Returns:
         model_name: The registered model's name.
         model_version: The new model version.
-        alias: ``champion`` if the version was promoted, else ``challenger``.
+        alias: ``champion`` if the version was promoted, ``challenger`` if it works but did
+            not pass the gate, empty if the infra check rejected it.
         reason: Why the version got its alias (the gate's verdict, or the infra check's).
         mlflow_run_id: The MLflow run holding the version's metrics, report and lineage.
     """

@@ -179,7 +179,7 @@ def data_generate(
         files = write_dataset(frame, out, layout)
     console.print(
         f"wrote {frame.height:,} rows for {tickers} tickers in {len(files)} files "
-        f"({layout} layout) to [bold]{out}[/]"
+        f"({layout} layout) to [bold]{escape(str(out))}[/]"
     )
 
 
@@ -235,7 +235,7 @@ def features(
         )
     console.print(
         f"wrote {summary.rows:,} rows x {len(summary.features)} features for "
-        f"{summary.tickers} tickers to [bold]{out}[/] in {summary.seconds:.1f} s"
+        f"{summary.tickers} tickers to [bold]{escape(str(out))}[/] in {summary.seconds:.1f} s"
         + (f" ({len(summary.warnings)} warnings)" if summary.warnings else ""),
         highlight=False,
     )
@@ -270,7 +270,7 @@ def compile_(
         console.print("compiled specs are up to date")
         return
     for path in compile_pipelines(out or compiled_dir()):
-        console.print(f"wrote {path}")
+        console.print(f"wrote {escape(str(path))}")
 
 
 def _run_pipeline(
@@ -364,8 +364,8 @@ def _print_outcome(result: Any) -> None:
     # Paths and the command stay whole lines (soft_wrap): in a non-terminal rich would break them
     # at 80 columns, and a command cut in two cannot be pasted.
     if result.report_path is not None:
-        console.print(f"  report: {result.report_path}", soft_wrap=True)
-    console.print(f"  run log: {result.log_path}", soft_wrap=True)
+        console.print(f"  report: {escape(str(result.report_path))}", soft_wrap=True)
+    console.print(f"  run log: {escape(str(result.log_path))}", soft_wrap=True)
     console.print(f"  MLflow run: {out.get('mlflow_run_id', '')}", highlight=False)
     if settings.tracking_uri.startswith("sqlite:"):
         command = f"{Path(sys.executable).parent / 'mlflow'} ui --backend-store-uri"
@@ -434,7 +434,7 @@ def demo() -> None:
     from kubeline.data.demo import demo_data
 
     folder, made = demo_data(_settings().state_path)
-    console.print(f"{'generated' if made else 'using'} demo data in {folder}")
+    console.print(f"{'generated' if made else 'using'} demo data in {escape(str(folder))}")
     result = _run_pipeline(str(folder), "", "", None)
     _print_outcome(result)
 

@@ -43,7 +43,8 @@ def question(config: RunConfig) -> dict[str, str]:
     return {
         "target": config.target,
         "horizon": str(config.horizon),
-        "tickers": ",".join(config.data.tickers or []) or "all",
+        # Sorted: the same tickers in another order ask the same question.
+        "tickers": ",".join(sorted(config.data.tickers or [])) or "all",
     }
 
 

@@ -227,7 +227,7 @@ def promote(client: MlflowClient, name: str, version: str | int, reason: str) ->
     version = str(version)
     stack, champion = _history(client, name)
     try:
-        client.get_model_version(name, version)
+        found = client.get_model_version(name, version)
     except Exception as exc:
         if not _missing(exc):
             raise _registry_error(f"cannot read version {version} of {name!r}", exc) from exc
@@ -235,6 +235,13 @@ def promote(client: MlflowClient, name: str, version: str | int, reason: str) ->
             f"model {name!r} has no version {version}",
             hint="`kubeline models` lists the versions",
         ) from exc
+    if found.tags.get(Tag.GATE) == GateState.REJECTED:
+        # The infra check found it does not load or predict consistently: never served.
+        raise RegistryError(
+            f"version {version} of {name!r} was rejected by the infra check and cannot be "
+            f"champion: {found.tags.get(Tag.GATE_REASON, 'see its gate_reason tag')}",
+            hint="`kubeline models` lists the versions and their gate states",
+        )
     if champion == version:
         return
     client.set_registered_model_alias(name, CHAMPION, version)

@@ -166,7 +166,7 @@ class Settings(BaseSettings):
         path = settings_file()
         if path is None:
             return init_settings, env_settings
-        yaml_source = YamlConfigSettingsSource(settings_cls, yaml_file=path)
+        yaml_source = _YamlWithoutSecrets(settings_cls, yaml_file=path)
         return init_settings, env_settings, yaml_source
 
     @property
@@ -278,6 +278,24 @@ def settings_file() -> Path | None:
     return path
 
 
+class _YamlWithoutSecrets(YamlConfigSettingsSource):
+    """The settings file, which may hold anything but credentials (a file gets copied around)."""
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        secret = {n for n, f in Settings.model_fields.items() if f.annotation == SecretStr | None}
+        found = sorted(k for k in data if k in secret)
+        if found:
+            variables = ", ".join(f"{ENV_PREFIX}{k.upper()}" for k in found)
+            raise ConfigError(
+                f"the settings file {settings_file_name()} holds credentials ({', '.join(found)}); "
+                "they are read only from the environment",
+                hint=f"remove them from the file and set {variables} (on a cluster: the "
+                "Kubernetes Secret)",
+            )
+        return data
+
+
 def settings_error(exc: ValidationError) -> ConfigError:
     """Invalid settings as one message naming each setting, its variable and what is wrong."""
     secret = {n for n, f in Settings.model_fields.items() if f.annotation == SecretStr | None}
@@ -286,7 +304,9 @@ def settings_error(exc: ValidationError) -> ConfigError:
         name = ".".join(str(p) for p in error["loc"]) or "(root)"
         variable = f"{ENV_PREFIX}{name.upper()}" if name in Settings.model_fields else name
         message = str(error["msg"]).removeprefix("Value error, ")
-        shown = "" if name in secret or "input" not in error else f" = {error['input']!r}"
+        # An unknown key may be a misspelt secret: its value is never shown either.
+        hidden = name in secret or error["type"] == "extra_forbidden" or "input" not in error
+        shown = "" if hidden else f" = {error['input']!r}"
         if error["type"] == "extra_forbidden":
             message = "is not a setting (see `kubeline config` for the names)"
             variable = name

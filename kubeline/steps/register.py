@@ -21,6 +21,7 @@ from kubeline.steps.base import executor, registered_name, run_config
 if TYPE_CHECKING:
     import pandas as pd
 
+    from kubeline.evaluate.verdict import GateDecision
     from kubeline.model import ModelCard
     from kubeline.promotion import InfraCheck
     from kubeline.runconfig import RunConfig
@@ -59,7 +60,7 @@ def infra_check(
     return InfraCheck(True, f"infra check passed ({len(example)} example rows from {uri})")
 
 
-def _params(config: RunConfig, card: ModelCard, gate_baseline: str) -> dict[str, str]:
+def _params(config: RunConfig, card: ModelCard, gate: GateDecision) -> dict[str, str]:
     """Run parameters: the run config and the chosen candidate (MLflow keeps strings)."""
     out = {
         "target": config.target,
@@ -71,13 +72,15 @@ def _params(config: RunConfig, card: ModelCard, gate_baseline: str) -> dict[str,
         "n_splits": config.split.n_splits,
         "purge_gap": config.purge_gap,
         "gate_metric": config.gate.metric,
-        "gate_baseline": gate_baseline,
+        "gate_baseline": gate.baseline,
+        # The margin the gate used: --min-improvement overrides the config's.
+        "gate_min_improvement": gate.min_improvement,
         "gate_min_directional_accuracy": config.gate.min_directional_accuracy,
         "gate_min_backtest_edge": config.gate.min_backtest_edge,
         "gate_max_p_value": config.gate.max_p_value,
         "backtest_cost_bps": config.backtest.cost_bps,
         "seed": config.seed,
-        "tickers": ",".join(config.data.tickers or []) or "all",
+        "tickers": ",".join(sorted(config.data.tickers or [])) or "all",
     }
     out.update({f"model.{k}": v for k, v in card.params.items()})
     return {k: str(v)[:6000] for k, v in out.items()}
@@ -170,7 +173,7 @@ def run(
     )
     run_name = f"{name}-{(lin.get('pipeline_run_id') or 'local')[:8]}"
     with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags) as active:
-        mlflow.log_params(_params(cfg, card, verdict.gate.baseline))
+        mlflow.log_params(_params(cfg, card, verdict.gate))
         mlflow.log_metrics({**verdict.flat_metrics(), **card.cv_metrics()})
         mlflow.log_input(_dataset(snapshot, data, snapshot_metadata, data_hash), context="training")
         info = mlflow.sklearn.log_model(

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from kubeline import features, registry
 from kubeline.cli import app
+from kubeline.errors import RegistryError
 from kubeline.evaluate.verdict import Verdict
 from kubeline.lineage import DATA_HASH, of_run, tag
 from kubeline.registry import GateState, Tag
@@ -173,6 +174,10 @@ def test_a_version_whose_registered_copy_predicts_other_numbers_is_rejected(
     assert (out.alias, out.gate) == ("", "rejected")
     assert "infra check failed: the registered model predicts other numbers" in out.reason
     assert version_tags("1")[Tag.GATE] == GateState.REJECTED
+    assert registry.version_by_alias(client(), NAME, "champion") is None
+    # Nor can it be made champion by hand.
+    with pytest.raises(RegistryError, match="rejected by the infra check"):
+        registry.promote(client(), NAME, "1", "by hand")
     assert registry.version_by_alias(client(), NAME, "champion") is None
 
 

@@ -102,7 +102,7 @@ def test_a_bad_setting_stops_every_command_with_its_name(
         ("folder", "is a folder"),
         ("model_name: [unclosed\n", "is not valid YAML at line"),
         ("- a\n- list\n", "not a mapping"),
-        ("modle_name: typo\n", "modle_name = 'typo': is not a setting"),
+        ("modle_name: typo\n", "modle_name: is not a setting"),
         ("keep_runs: -1\n", "keep_runs (KUBELINE_KEEP_RUNS) = -1"),
     ],
 )

@@ -14,7 +14,7 @@ from kubeline.data.generate import generate, write_dataset
 from kubeline.data.ingest import ingest
 from kubeline.data.snapshot import content_hash
 from kubeline.data.validate import validate
-from kubeline.errors import DataError
+from kubeline.errors import DataError, StorageError
 from kubeline.steps.features import prepare
 
 
@@ -125,3 +125,16 @@ def test_prepare_fills_a_column_a_later_batch_lacks_with_nulls(tmp_path: Path) -
     by_ticker = written.group_by(s.TICKER).agg(pl.col("volume_ratio_30").is_not_null().sum())
     counts = dict(by_ticker.sort(s.TICKER).iter_rows())
     assert counts[second.stem] == 0 and counts[sorted(counts)[0]] > 0
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_prepare_refuses_to_write_over_or_into_its_input(
+    yahoo: Path, tmp_path: Path, inside: bool
+) -> None:
+    one = tmp_path / "prices.parquet"
+    pl.DataFrame({"ticker": ["A"], "date": ["2001-01-02"], "close": [1.0]}).write_parquet(one)
+    data, out = (yahoo, yahoo / "f.parquet") if inside else (one, one)
+    before = sorted((p.name, p.stat().st_size) for p in Path(data).parent.rglob("*"))
+    with pytest.raises(StorageError, match="replace or sit inside the input"):
+        prepare(data, out)
+    assert sorted((p.name, p.stat().st_size) for p in Path(data).parent.rglob("*")) == before

@@ -115,3 +115,6 @@ def test_min_improvement_override_replaces_the_configs_margin_only_when_given() 
 def test_the_question_names_target_horizon_and_tickers() -> None:
     config = RunConfig.from_yaml_text("horizon: 5\ndata: {tickers: [AAA, BBB]}")
     assert question(config) == {"target": "next_return", "horizon": "5", "tickers": "AAA,BBB"}
+    # The same tickers in another order ask the same question.
+    reordered = RunConfig.from_yaml_text("horizon: 5\ndata: {tickers: [BBB, AAA]}")
+    assert question(reordered) == question(config)

@@ -168,3 +168,35 @@ def test_mask_credentials_hides_only_uri_passwords(text: str, shown: str) -> Non
 
     assert mask_credentials(text) == shown
     assert str(RegistryError(text, hint=text)) == f"{shown}\n  hint: {shown}"
+
+
+def test_an_unknown_key_in_the_settings_file_is_named_without_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A misspelt secret must not be printed: the key is named, the value never.
+    path = tmp_path / "kubeline.yaml"
+    path.write_text("s3_secret_key: hunter2-SECRET\n")
+    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", str(path))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as caught:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert "s3_secret_key" in str(caught.value) and "hunter2" not in str(caught.value)
+
+
+def test_credentials_in_the_settings_file_are_refused_without_showing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "kubeline.yaml"
+    path.write_text("s3_secret_access_key: topsecret\n")
+    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", str(path))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as caught:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert "KUBELINE_S3_SECRET_ACCESS_KEY" in caught.value.hint
+    assert "topsecret" not in str(caught.value) + caught.value.hint
