@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from kubeline.candidates import CandidateSpec, build_candidates
-from kubeline.data.schema import DATE, DIRECTION_REF, TARGET, TICKER
+from kubeline.data.schema import DATE, TARGET, TICKER
 from kubeline.errors import TrainingError
-from kubeline.evaluate.metrics import METRICS, better, regression_metrics
+from kubeline.evaluate.metrics import METRICS, better, direction_ref, regression_metrics
 from kubeline.model import check_feature_names
 from kubeline.runconfig import RunConfig
 from kubeline.splits import Fold, holdout_split, walk_forward_folds
@@ -81,7 +81,7 @@ def train(frame: pd.DataFrame, config: RunConfig, *, feature_names: list[str]) -
 
     x = train_rows[feature_names]
     y = train_rows[TARGET].to_numpy(dtype=float)
-    ref = _direction_ref(train_rows)
+    ref = direction_ref(train_rows)
     specs = build_candidates(config)
     # One native thread: the fits are small, and OpenMP threads (hist_gbm) that spin-wait on a
     # busy machine made training 3-5x slower than one thread in measurements on two cores.
@@ -147,10 +147,6 @@ def usable_rows(
             hint="the history may be shorter than the longest feature window; supply more data",
         )
     return rows, int((~known).sum())
-
-
-def _direction_ref(rows: pd.DataFrame) -> np.ndarray | None:
-    return rows[DIRECTION_REF].to_numpy(dtype=float) if DIRECTION_REF in rows.columns else None
 
 
 def _score(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,21 +50,6 @@ def ingest(location: str | Path, *, settings: Settings | None = None) -> pl.Data
     with tempfile.TemporaryDirectory(prefix="kubeline-ingest-") as workdir:
         layout = detect_layout(storage.fetch(location, Path(workdir), settings))
         return read_files(layout, layout.files)
-
-
-def iter_batches(
-    location: str | Path, files_per_batch: int, *, settings: Settings | None = None
-) -> Iterator[pl.DataFrame]:
-    """Canonical frames of successive groups of whole files, to bound memory.
-
-    A ticker never spans batches unless it appears in two files (which validation rejects).
-    Each batch raises its own DataError; callers that want every problem catch and go on.
-    """
-    with tempfile.TemporaryDirectory(prefix="kubeline-ingest-") as workdir:
-        layout = detect_layout(storage.fetch(location, Path(workdir), settings))
-        step = max(1, files_per_batch)
-        for first in range(0, len(layout.files), step):
-            yield read_files(layout, layout.files[first : first + step])
 
 
 def read_files(layout: Layout, files: tuple[Path, ...] | list[Path]) -> pl.DataFrame:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from kubeline.data.schema import DATE, DIRECTION_REF, NAIVE_LAST, TARGET, TICKER
+from kubeline.data.schema import DATE, TARGET, TICKER
 from kubeline.errors import ConfigError
 from kubeline.evaluate.backtest import (
     LEVEL_TARGET_NOTE,
@@ -29,7 +29,13 @@ from kubeline.evaluate.baseline import (
     constant_value,
     naive_predictions,
 )
-from kubeline.evaluate.metrics import METRICS, better, improvement_p_value, regression_metrics
+from kubeline.evaluate.metrics import (
+    METRICS,
+    better,
+    direction_ref,
+    improvement_p_value,
+    regression_metrics,
+)
 from kubeline.evaluate.verdict import (
     BacktestSummary,
     Champion,
@@ -82,7 +88,7 @@ def score_model(
     Without ``feature_names`` the model's own ``feature_names_in_`` are used.
     """
     return regression_metrics(
-        frame[TARGET], predict(model, frame, feature_names), _direction_ref(frame)
+        frame[TARGET], predict(model, frame, feature_names), direction_ref(frame)
     )
 
 
@@ -109,7 +115,7 @@ def evaluate(
     # Every score uses the same rows, so model and baselines are compared like for like.
     prediction = predict(model, rows, feature_names)
     actual = rows[TARGET].to_numpy(dtype=float)
-    ref = _direction_ref(rows, target_kind)
+    ref = direction_ref(rows, target_kind)
     metrics = regression_metrics(actual, prediction, ref)
     constant = constant_value(target_kind, train_mean)
     forecasts = {kind: naive_predictions(rows, kind, constant) for kind in BASELINES}
@@ -295,15 +301,6 @@ def _backtest_edge(evaluation: Evaluation, floor: float) -> Condition:
             f"{evaluation.cost_bps:g} bps costs) {verb} the required {floor:+.2f}"
         ),
     )
-
-
-def _direction_ref(rows: pd.DataFrame, target_kind: str = "return") -> np.ndarray | None:
-    if DIRECTION_REF in rows.columns:
-        return rows[DIRECTION_REF].to_numpy(dtype=float)
-    # A level moves "up" relative to its current value; returns relative to zero.
-    if target_kind == "level" and NAIVE_LAST in rows.columns:
-        return rows[NAIVE_LAST].to_numpy(dtype=float)
-    return None
 
 
 def _backtest(

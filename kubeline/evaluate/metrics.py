@@ -7,10 +7,13 @@ walk-forward folds, the holdout and the naive baselines.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METRICS: tuple[str, ...] = ("rmse", "mae", "r2", "directional_accuracy")
 LOWER_IS_BETTER: frozenset[str] = frozenset({"rmse", "mae"})
@@ -115,3 +118,15 @@ def improvement_p_value(
         return 0.0 if series.mean() > 0 else 1.0
     t = series.mean() / np.sqrt(variance / n)
     return float(0.5 * math.erfc(t / math.sqrt(2.0)))
+
+
+def direction_ref(rows: pd.DataFrame, target_kind: str = "return") -> np.ndarray | None:
+    """What "up" is measured against, row by row (the features' ``_direction_ref`` column)."""
+    from kubeline.data.schema import DIRECTION_REF, NAIVE_LAST
+
+    if DIRECTION_REF in rows.columns:
+        return rows[DIRECTION_REF].to_numpy(dtype=float)
+    # A level moves "up" relative to its current value; returns relative to zero.
+    if target_kind == "level" and NAIVE_LAST in rows.columns:
+        return rows[NAIVE_LAST].to_numpy(dtype=float)
+    return None

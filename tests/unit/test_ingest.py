@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from kubeline.data import schema as s
-from kubeline.data.ingest import ingest, iter_batches
+from kubeline.data.ingest import ingest
 from kubeline.data.layouts import detect_layout, match_columns
 from kubeline.errors import DataError
 
@@ -178,17 +178,6 @@ def test_ingest_rejects_a_folder_without_price_files(tmp_path: Path) -> None:
     _write(tmp_path / "notes.txt", "hello")
     with pytest.raises(DataError, match="unknown layout"):
         ingest(tmp_path)
-
-
-def test_iter_batches_yields_whole_files(tmp_path: Path) -> None:
-    for name in ("A", "B", "C"):
-        _write(tmp_path / f"{name}.csv", _yahoo(4))
-    batches = list(iter_batches(tmp_path, files_per_batch=2))
-    assert [b.get_column(s.TICKER).unique().sort().to_list() for b in batches] == [
-        ["A", "B"],
-        ["C"],
-    ]
-    assert all(b.height == 4 * b.get_column(s.TICKER).n_unique() for b in batches)
 
 
 def test_match_columns_prefers_close_over_price_and_ignores_case_and_separators() -> None:
