@@ -283,8 +283,7 @@ class _YamlWithoutSecrets(YamlConfigSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
-        secret = {n for n, f in Settings.model_fields.items() if f.annotation == SecretStr | None}
-        found = sorted(k for k in data if k in secret)
+        found = sorted(k for k in data if k in _secret_fields())
         if found:
             variables = ", ".join(f"{ENV_PREFIX}{k.upper()}" for k in found)
             raise ConfigError(
@@ -296,9 +295,14 @@ class _YamlWithoutSecrets(YamlConfigSettingsSource):
         return data
 
 
+def _secret_fields() -> set[str]:
+    """Settings that are credentials: never shown, never read from the settings file."""
+    return {n for n, f in Settings.model_fields.items() if f.annotation == SecretStr | None}
+
+
 def settings_error(exc: ValidationError) -> ConfigError:
     """Invalid settings as one message naming each setting, its variable and what is wrong."""
-    secret = {n for n, f in Settings.model_fields.items() if f.annotation == SecretStr | None}
+    secret = _secret_fields()
     bad = []
     for error in exc.errors():
         name = ".".join(str(p) for p in error["loc"]) or "(root)"
