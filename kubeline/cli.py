@@ -521,6 +521,188 @@ def _scores(scores: dict[str, Any]) -> str:
     return "\n".join([f"{metric}:", *values])
 
 
+PipelineOption = Annotated[
+    str, typer.Option("--pipeline", help="The pipeline to run on KFP (see `kubeline compile`).")
+]
+DataOption = Annotated[
+    str | None,
+    typer.Option("--data", help="The pipeline's `data` input: s3:// prefix of the raw files."),
+]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        metavar="KEY=VALUE",
+        help="Another pipeline input (repeatable), e.g. model_name=returns.",
+    ),
+]
+
+
+def _run_inputs(data: str | None, config: Path | None, params: list[str] | None) -> dict[str, Any]:
+    """The pipeline inputs the options name; the spec checks them (kubeline.runner.remote)."""
+    from kubeline.errors import ConfigError
+
+    given: dict[str, Any] = {}
+    for item in params or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--param {item!r} is not KEY=VALUE", hint="e.g. --param model_name=m"
+            )
+        given[key.strip()] = value
+    named: dict[str, str | None] = {
+        "data": data,
+        "config": _config_text(config) if config is not None else None,
+    }
+    for option, text in named.items():
+        if text is None:
+            continue
+        if option in given:
+            raise ConfigError(f"--{option} and --param {option}=... both set the input {option!r}")
+        given[option] = text
+    return given
+
+
+@app.command()
+def submit(
+    pipeline: PipelineOption = "training",
+    data: DataOption = None,
+    config: ConfigOption = None,
+    param: ParamOption = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for the run; exit non-zero if it fails.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=1, help="With --wait: seconds to wait before giving up.")
+    ] = 6 * 3600,
+) -> None:
+    """Compile a pipeline and run it on KFP (KUBELINE_KFP_HOST); print the run's link."""
+    from kubeline.runner.remote import submit as submit_run
+    from kubeline.runner.remote import wait as wait_for
+
+    settings = _settings()
+    with console.status("compiling and submitting"):
+        done = submit_run(settings, pipeline, _run_inputs(data, config, param))
+    version, run = done.version, done.run
+    how = "uploaded new" if version.uploaded else "reusing"
+    console.print(f"{how} pipeline version [bold]{version.name}[/] (same spec, same version)")
+    console.print(
+        f"started run [bold]{escape(run.name)}[/] in experiment {escape(done.experiment)}",
+        highlight=False,
+    )
+    console.print(f"  run: {run.url}", soft_wrap=True, highlight=False)
+    if not wait:
+        return
+    with console.status("waiting for the run"):
+        finished = wait_for(done.kfp, run.run_id, timeout, settings.kfp_poll_seconds, version.name)
+    took = f" in {_duration(finished.seconds)}" if finished.seconds is not None else ""
+    console.print(f"[green]succeeded[/]{took}", highlight=False)
+
+
+@app.command()
+def schedule(
+    name: Annotated[str, typer.Option("--name", help="The recurring run's name (its identity).")],
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            "--cron",
+            help="When, as the five cron fields users write ('0 6 * * 1-5': 06:00 on weekdays); "
+            "sent to KFP with a seconds field in front.",
+        ),
+    ] = None,
+    delete: Annotated[
+        bool, typer.Option("--delete", help="Delete the recurring run of that name.")
+    ] = False,
+    pipeline: PipelineOption = "training",
+    data: DataOption = None,
+    config: ConfigOption = None,
+    param: ParamOption = None,
+) -> None:
+    """Create or update a recurring run on KFP by name; the same again changes nothing."""
+    from kubeline.errors import ConfigError
+    from kubeline.runner import remote
+    from kubeline.runner.cron import to_kfp_cron
+
+    settings = _settings()
+    if delete:
+        gone = remote.unschedule(settings, name)
+        if gone.action == "absent":
+            console.print(f"no recurring run named {escape(name)}: nothing to delete")
+        else:
+            console.print(f"deleted recurring run {escape(name)} ({gone.recurring_run_id})")
+        return
+    if cron is None:
+        raise ConfigError(
+            "kubeline schedule needs --cron (or --delete)", hint="e.g. --cron '0 6 * * *'"
+        )
+    kfp_cron = to_kfp_cron(cron)
+    console.print(escape(kfp_cron.note()), highlight=False)
+    with console.status("compiling and scheduling"):
+        done = remote.schedule(settings, pipeline, name, kfp_cron, _run_inputs(data, config, param))
+    said = {
+        "created": "created",
+        "replaced": "replaced (KFP cannot update a recurring run: the old one was deleted)",
+        "unchanged": "unchanged (same version, cron and inputs): nothing was sent",
+    }[done.action]
+    console.print(
+        f"recurring run [bold]{escape(name)}[/] {said}; version {done.version}, "
+        f"id {done.recurring_run_id}",
+        highlight=False,
+    )
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option(min=1, max=200, help="How many of the newest runs.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the newest runs on KFP in the settings' experiment: state, times, pipeline version."""
+    from rich import box
+    from rich.table import Table
+
+    from kubeline.runner.remote import recent_runs
+
+    experiment, found = recent_runs(_settings(), limit)
+    if as_json:
+        print(json.dumps([r.as_dict() for r in found], indent=2))
+        return
+    if not found:
+        console.print(f"no runs in the KFP experiment {escape(experiment)} yet")
+        return
+    colours = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "PENDING": "cyan"}
+    table = Table(
+        title=f"KFP experiment {escape(experiment)}",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    table.add_column("run", overflow="fold")
+    for column in ("state", "created (UTC)", "took", "version"):
+        table.add_column(column, no_wrap=True)
+    for r in found:
+        colour = colours.get(r.state, "yellow")
+        table.add_row(
+            escape(r.name),
+            f"[{colour}]{r.state.lower()}[/]",
+            r.created[:16].replace("T", " "),
+            _duration(r.seconds),
+            escape(r.pipeline_version),
+        )
+    console.print(table)
+
+
+def _duration(seconds: float | None) -> str:
+    """``45s``, ``3m12s``, ``2h05m``; ``-`` for a run still going."""
+    if seconds is None:
+        return "-"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 @app.command("config")
 def show_config() -> None:
     """Print the effective settings as JSON (secrets masked)."""

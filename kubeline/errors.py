@@ -101,6 +101,14 @@ class PipelineError(KubelineError):
         self.exit_code = exit_code
 
 
+class KfpError(KubelineError):
+    """A KFP endpoint cannot be reached, refused the request, or has no such pipeline or run."""
+
+
+class KfpAuthError(KfpError):
+    """The KFP endpoint refused the credentials (HTTP 401/403)."""
+
+
 def mask_credentials(text: str) -> str:
     """``text`` with the password of every ``scheme://user:password@host`` replaced by asterisks."""
     return _URI_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)

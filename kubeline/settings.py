@@ -54,6 +54,16 @@ URI_RULES: dict[str, tuple[tuple[str, ...], bool, str]] = {
         False,
         "use an http(s) URL (e.g. http://127.0.0.1:9000), or leave it unset for AWS S3",
     ),
+    "kfp_host": (
+        ("http", "https"),
+        False,
+        "use the KFP API's http(s) URL (e.g. http://127.0.0.1:8888 through a port-forward)",
+    ),
+    "kfp_ui_host": (
+        ("http", "https"),
+        False,
+        "use the KFP UI's http(s) URL (e.g. http://127.0.0.1:8080), or leave it unset",
+    ),
 }
 
 
@@ -125,6 +135,31 @@ class Settings(BaseSettings):
         None, description="S3 access key; default: boto3's credential chain (AWS_* env vars)."
     )
     s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key.")
+    # KFP on a cluster: `kubeline submit`, `schedule` and `runs`.
+    kfp_host: str | None = Field(
+        None, description="KFP API endpoint for `kubeline submit`/`schedule`/`runs`."
+    )
+    kfp_ui_host: str | None = Field(
+        None, description="KFP UI base URL for printed run links; default: KUBELINE_KFP_HOST."
+    )
+    kfp_namespace: str | None = Field(
+        None,
+        pattern=K8S_NAME,
+        description="Kubernetes namespace (multi-user KFP profile); default: none (single-user).",
+    )
+    kfp_experiment: str = Field(
+        "kubeline", pattern=NOT_BLANK, description="KFP experiment that runs are filed under."
+    )
+    kfp_token: SecretStr | None = Field(
+        None, description="Bearer token for the KFP API (e.g. a ServiceAccount token)."
+    )
+    kfp_cookies: SecretStr | None = Field(
+        None,
+        description="Cookie header for a KFP behind a login proxy (e.g. authservice_session=...).",
+    )
+    kfp_poll_seconds: float = Field(
+        5.0, gt=0, description="How often `kubeline submit --wait` asks KFP for the run's state."
+    )
 
     @field_validator("state_dir")
     @classmethod

@@ -26,6 +26,9 @@ COMMANDS: dict[str, list[str]] = {
     "config": ["config"],
     "data generate": ["data", "generate", "--out", "{tmp}/gen", "--tickers", "2"],
     "images build": ["images", "build"],
+    "submit": ["submit", "--data", "s3://bucket/raw"],
+    "schedule": ["schedule", "--cron", "0 6 * * 1-5", "--name", "nightly", "--data", "s3://b/raw"],
+    "runs": ["runs"],
 }
 
 # One invalid value per setting that can be invalid; {file} is an existing plain file.
@@ -43,9 +46,20 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_KEEP_RUNS": ["0", "many"],
     "KUBELINE_S3_ENDPOINT_URL": ["localhost:9000", "http://"],
     "KUBELINE_S3_REGION": ["  "],
+    "KUBELINE_KFP_HOST": ["127.0.0.1:8888", "ftp://kfp", "http://"],
+    "KUBELINE_KFP_UI_HOST": ["kfp-ui", "http://"],
+    "KUBELINE_KFP_NAMESPACE": ["Team_A"],
+    "KUBELINE_KFP_EXPERIMENT": ["  "],
+    "KUBELINE_KFP_POLL_SECONDS": ["0", "often"],
 }
 # Free text or credentials: no value is invalid.
-ANY_VALUE = {"git_revision", "s3_access_key_id", "s3_secret_access_key"}
+ANY_VALUE = {
+    "git_revision",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "kfp_token",
+    "kfp_cookies",
+}
 
 
 def assert_one_clean_error(done: object, *named: str, code: int | None = None) -> None:
