@@ -584,8 +584,12 @@ def submit(
     with console.status("compiling and submitting"):
         done = submit_run(settings, pipeline, _run_inputs(data, config, param))
     version, run = done.version, done.run
-    how = "uploaded new" if version.uploaded else "reusing"
-    console.print(f"{how} pipeline version [bold]{version.name}[/] (same spec, same version)")
+    if version.uploaded:
+        console.print(f"uploaded pipeline version [bold]{version.name}[/] (a new spec)")
+    else:
+        console.print(
+            f"reusing pipeline version [bold]{version.name}[/] (this spec, uploaded before)"
+        )
     console.print(
         f"started run [bold]{escape(run.name)}[/] in experiment {escape(done.experiment)}",
         highlight=False,
@@ -644,10 +648,11 @@ def schedule(
         "replaced": "replaced (KFP cannot update a recurring run: the old one was deleted)",
         "unchanged": "unchanged (same version, cron and inputs): nothing was sent",
     }[done.action]
+    console.print(f"recurring run [bold]{escape(name)}[/] {said}", highlight=False)
     console.print(
-        f"recurring run [bold]{escape(name)}[/] {said}; version {done.version}, "
-        f"id {done.recurring_run_id}",
+        f"  pipeline version {done.version}, recurring run id {done.recurring_run_id}",
         highlight=False,
+        soft_wrap=True,
     )
 
 

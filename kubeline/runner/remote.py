@@ -83,6 +83,12 @@ def compile_spec(settings: Settings, pipeline: str, out_dir: Path) -> CompiledSp
 
 
 _CONVERT = {"NUMBER_DOUBLE": float, "NUMBER_INTEGER": int, "STRING": str}
+_KIND_NAMES = {
+    "NUMBER_DOUBLE": "a number",
+    "NUMBER_INTEGER": "a whole number",
+    "BOOLEAN": "true or false",
+    "STRING": "text",
+}
 
 
 def run_parameters(spec: CompiledSpec, given: dict[str, Any]) -> dict[str, Any]:
@@ -115,8 +121,8 @@ def run_parameters(spec: CompiledSpec, given: dict[str, Any]) -> dict[str, Any]:
             typed[name] = _typed(kind, value)
         except ValueError:
             raise ConfigError(
-                f"the input {name!r} of the {spec.pipeline} pipeline takes a "
-                f"{kind.lower().replace('_', ' ')}, not {value!r}"
+                f"the input {name!r} of the {spec.pipeline} pipeline takes "
+                f"{_KIND_NAMES.get(kind, kind)}, not {value!r}"
             ) from None
     return typed
 
@@ -474,7 +480,7 @@ def wait(
         raise PipelineError(
             f"the run {info.name!r} {info.state.lower()}"
             + (f": {steps}" if steps else (f": {info.error}" if info.error else "")),
-            hint=f"see the step's logs at {info.url}",
+            hint="the step's logs are in the KFP UI, at the run's link above",
         )
     return info
 
@@ -534,11 +540,24 @@ def _recurring_by_name(kfp: Kfp, name: str) -> list[Any]:
     return list(found or [])
 
 
-def _same(existing: Any, version: Version, cron: KfpCron, params: dict[str, Any]) -> bool:
+def _same(
+    existing: Any,
+    experiment_id: str | None,
+    version: Version,
+    cron: KfpCron,
+    params: dict[str, Any],
+) -> bool:
+    """Whether the recurring run already does what was asked.
+
+    Same experiment, version, cron and inputs, and enabled: one disabled by hand in the UI is
+    replaced, so that it runs again.
+    """
     reference = existing.pipeline_version_reference
     trigger = existing.trigger
     return bool(
-        reference is not None
+        experiment_id is not None
+        and existing.experiment_id == experiment_id
+        and reference is not None
         and reference.pipeline_id == version.pipeline_id
         and reference.pipeline_version_id == version.version_id
         and trigger is not None
@@ -565,12 +584,14 @@ def schedule(
         kfp = connect(settings)
         version = ensure_version(kfp, spec)
     existing = _recurring_by_name(kfp, name)
-    if len(existing) == 1 and _same(existing[0], version, cron, params):
+    experiment_id = _experiment_id(kfp, settings.kfp_experiment, create=False)
+    if len(existing) == 1 and _same(existing[0], experiment_id, version, cron, params):
         return Scheduled("unchanged", name, cron, existing[0].recurring_run_id, version.name)
     for old in existing:
         with kfp.call(f"deleting the recurring run {name!r}"):
             kfp.client.delete_recurring_run(old.recurring_run_id)
-    experiment_id = _experiment_id(kfp, settings.kfp_experiment, create=True)
+    if experiment_id is None:
+        experiment_id = _experiment_id(kfp, settings.kfp_experiment, create=True)
     with kfp.call(f"creating the recurring run {name!r}"):
         created = kfp.client.create_recurring_run(
             experiment_id=experiment_id,

@@ -73,7 +73,7 @@ def test_submit_uploads_the_spec_once_and_a_resubmit_reuses_its_version(
     assert ops.count("pipeline_service_create_pipeline") == 1
     assert ops.count("upload_pipeline_version") == 1
     assert ops.count("run_service_create_run") == 1
-    assert f"uploaded new pipeline version {committed_version_name()}" in first.flat
+    assert f"uploaded pipeline version {committed_version_name()}" in first.flat
 
     mark = len(kfp.requests)
     second = cli("submit", "--data", DATA)
