@@ -14,8 +14,9 @@ anything is done:
   ``V2beta1Filter``;
 - an uploaded pipeline must parse into KFP's ``PipelineSpec`` (and ``PlatformSpec``) protos;
 - the fields KFP's API server requires (``REQUIRED``: a display name, a pipeline reference with
-  both ids, a trigger, a mode, a max concurrency of 1-10) answer 400 when missing, and a name
-  already taken answers 409, as the backend's ``AlreadyExists`` does.
+  both ids, a trigger, a mode, a max concurrency of 1-10) answer 400 when missing, and a
+  pipeline, version or experiment name already taken answers 409, as the backend's
+  ``AlreadyExists`` does (recurring runs may share a name there, and here).
 
 Where unsure what the backend tolerates (unknown query parameters, filters other than
 ``display_name`` equality) it is stricter than the backend: a failure here is a bug in what the
@@ -370,35 +371,32 @@ class Contract:
     def _new_pipeline(self, name: str, description: str | None, namespace: str | None) -> str:
         if any(p["display_name"] == name for p in self.pipelines.values()):
             raise ApiError(409, f"a pipeline named {name!r} already exists")
-        pipeline_id = str(uuid.uuid4())
-        self.pipelines[pipeline_id] = {
-            "pipeline_id": pipeline_id,
-            "display_name": name,
-            "name": name,
-            "description": description,
-            "namespace": namespace,
-            "created_at": _now(),
-        }
-        return pipeline_id
+        return _insert(
+            self.pipelines,
+            "pipeline_id",
+            display_name=name,
+            name=name,
+            description=description,
+            namespace=namespace,
+        )
 
     def pipeline_service_create_pipeline(self, *, body: Any, **_: Any) -> dict[str, Any]:
         return self.pipelines[self._new_pipeline(body.display_name, body.description, None)]
 
     def _new_version(self, pipeline_id: str, name: str, spec: dict[str, Any], desc: Any) -> str:
+        # KFP's unique index idx_pipelineid_name: (PipelineId, Name).
         if any(
-            v["pipeline_id"] == pipeline_id and v["display_name"] == name
-            for v in self.versions.values()
+            v["pipeline_id"] == pipeline_id and v["name"] == name for v in self.versions.values()
         ):
             raise ApiError(409, f"the pipeline already has a version named {name!r}")
-        version_id = str(uuid.uuid4())
-        self.versions[version_id] = {
-            "pipeline_id": pipeline_id,
-            "pipeline_version_id": version_id,
-            "display_name": name,
-            "name": name,
-            "description": desc,
-            "created_at": _now(),
-        }
+        version_id = _insert(
+            self.versions,
+            "pipeline_version_id",
+            pipeline_id=pipeline_id,
+            display_name=name,
+            name=name,
+            description=desc,
+        )
         self.specs[version_id] = spec
         return version_id
 
@@ -449,15 +447,14 @@ class Contract:
     def experiment_service_create_experiment(self, *, body: Any, **_: Any) -> Any:
         if any(e["display_name"] == body.display_name for e in self.experiments.values()):
             raise ApiError(409, f"an experiment named {body.display_name!r} already exists")
-        experiment_id = str(uuid.uuid4())
-        self.experiments[experiment_id] = {
-            "experiment_id": experiment_id,
-            "display_name": body.display_name,
-            "description": body.description,
-            "namespace": body.namespace,
-            "created_at": _now(),
-            "storage_state": "AVAILABLE",
-        }
+        experiment_id = _insert(
+            self.experiments,
+            "experiment_id",
+            display_name=body.display_name,
+            description=body.description,
+            namespace=body.namespace,
+            storage_state="AVAILABLE",
+        )
         return self.experiments[experiment_id]
 
     def experiment_service_list_experiments(self, *, query: dict[str, Any], **_: Any) -> Any:
@@ -498,18 +495,17 @@ class Contract:
     def run_service_create_run(self, *, body: Any, **_: Any) -> Any:
         reference = self._reference(body, "V2beta1Run")
         parameters = self._parameters(body, reference["pipeline_version_id"])
-        run_id = str(uuid.uuid4())
-        self.runs[run_id] = {
-            "run_id": run_id,
-            "experiment_id": body.experiment_id,
-            "display_name": body.display_name,
-            "pipeline_version_reference": reference,
-            "runtime_config": {"parameters": parameters},
-            "created_at": _now(),
-            "state": "PENDING",
-            "storage_state": "AVAILABLE",
-            "_fail": self.fail_plan,
-        }
+        run_id = _insert(
+            self.runs,
+            "run_id",
+            experiment_id=body.experiment_id,
+            display_name=body.display_name,
+            pipeline_version_reference=reference,
+            runtime_config={"parameters": parameters},
+            state="PENDING",
+            storage_state="AVAILABLE",
+            _fail=self.fail_plan,
+        )
         self.fail_plan = None
         return _public(self.runs[run_id])
 
@@ -581,23 +577,22 @@ class Contract:
         concurrency = int(body.max_concurrency or 0)
         if not 1 <= concurrency <= 10:
             raise ApiError(400, f"max_concurrency {concurrency} is not between 1 and 10")
-        if any(r["display_name"] == body.display_name for r in self.recurring.values()):
-            raise ApiError(409, f"a recurring run named {body.display_name!r} already exists")
-        recurring_id = str(uuid.uuid4())
-        self.recurring[recurring_id] = {
-            "recurring_run_id": recurring_id,
-            "experiment_id": body.experiment_id,
-            "display_name": body.display_name,
-            "description": body.description,
-            "pipeline_version_reference": reference,
-            "runtime_config": {"parameters": parameters},
-            "trigger": {"cron_schedule": {"cron": cron}},
-            "mode": body.mode,
-            "max_concurrency": str(concurrency),
-            "no_catchup": body.no_catchup,
-            "created_at": _now(),
-            "status": "ENABLED" if body.mode == "ENABLE" else "DISABLED",
-        }
+        # No uniqueness check: KFP's Job table has no unique name, so two of a name can exist and
+        # only the tests' counts show that kubeline replaced rather than added one.
+        recurring_id = _insert(
+            self.recurring,
+            "recurring_run_id",
+            experiment_id=body.experiment_id,
+            display_name=body.display_name,
+            description=body.description,
+            pipeline_version_reference=reference,
+            runtime_config={"parameters": parameters},
+            trigger={"cron_schedule": {"cron": cron}},
+            mode=body.mode,
+            max_concurrency=str(concurrency),
+            no_catchup=body.no_catchup,
+            status="ENABLED" if body.mode == "ENABLE" else "DISABLED",
+        )
         return self.recurring[recurring_id]
 
     def recurring_run_service_list_recurring_runs(self, *, query: dict[str, Any], **_: Any) -> Any:
@@ -622,6 +617,13 @@ def _in_order(tasks: dict[str, Any]) -> list[str]:
             raise ApiError(400, "the pipeline's DAG has a cycle")
         done.extend(sorted(ready))
     return done
+
+
+def _insert(table: dict[str, dict[str, Any]], id_key: str, **fields: Any) -> str:
+    """A new record with a fresh id and its creation time; returns the id."""
+    new_id = str(uuid.uuid4())
+    table[new_id] = {id_key: new_id, **fields, "created_at": _now()}
+    return new_id
 
 
 def _now() -> str:
