@@ -236,6 +236,7 @@ class Contract:
     """The API's state and its handlers; ``requests`` logs every call as (method, operation)."""
 
     token: str | None = None
+    cookie: str | None = None  # as a login proxy wants its session cookie
     requests: list[tuple[str, str]] = field(default_factory=list)
     pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -266,6 +267,8 @@ class Contract:
             self.requests.append((method, route.operation))
             if self.token is not None and headers.get("authorization") != f"Bearer {self.token}":
                 raise ApiError(401, "Unauthenticated: no valid bearer token")
+            if self.cookie is not None and self.cookie not in headers.get("cookie", "").split("; "):
+                raise ApiError(403, "Forbidden: no session cookie")
             query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
             unknown = sorted(set(query) - route.query)
             if unknown:
@@ -381,7 +384,9 @@ class Contract:
         )
 
     def pipeline_service_create_pipeline(self, *, body: Any, **_: Any) -> dict[str, Any]:
-        return self.pipelines[self._new_pipeline(body.display_name, body.description, None)]
+        return self.pipelines[
+            self._new_pipeline(body.display_name, body.description, body.namespace)
+        ]
 
     def _new_version(self, pipeline_id: str, name: str, spec: dict[str, Any], desc: Any) -> str:
         # KFP's unique index idx_pipelineid_name: (PipelineId, Name).
@@ -675,8 +680,8 @@ class _Server(ThreadingHTTPServer):
 class ContractServer:
     """The contract on 127.0.0.1, on a port the OS picks, in a thread; ``stop()`` ends it."""
 
-    def __init__(self, token: str | None = None) -> None:
-        self.contract = Contract(token=token)
+    def __init__(self, token: str | None = None, cookie: str | None = None) -> None:
+        self.contract = Contract(token=token, cookie=cookie)
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.contract = self.contract
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"

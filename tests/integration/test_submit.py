@@ -265,6 +265,35 @@ def test_a_refused_token_is_named_as_such_and_never_printed(
     server.contract.errors.clear()
 
 
+def test_a_session_cookie_is_sent_to_a_kfp_behind_a_login_proxy(
+    cli: CliRun, kfp_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cookie = f"authservice_session={secrets.token_hex(8)}"
+    running = ContractServer(cookie=cookie).start()
+    try:
+        monkeypatch.setenv("KUBELINE_KFP_HOST", running.url)
+        refused = cli("runs")
+        assert refused.exit_code == 1 and "HTTP 403" in refused.flat, refused.output
+        assert "KUBELINE_KFP_COOKIES" in refused.flat
+        running.contract.errors.clear()
+        monkeypatch.setenv("KUBELINE_KFP_COOKIES", cookie)
+        done = cli("submit", "--data", DATA)
+        assert done.exit_code == 0, done.output
+        assert cookie.split("=")[1] not in done.output
+        assert running.contract.errors == []
+    finally:
+        running.stop()
+
+
+def test_a_namespace_goes_with_what_is_created(
+    cli: CliRun, kfp: Contract, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBELINE_KFP_NAMESPACE", "team-a")
+    assert cli("submit", "--data", DATA).exit_code == 0
+    ((pipeline,), (experiment,)) = (kfp.pipelines.values(), kfp.experiments.values())
+    assert pipeline["namespace"] == "team-a" and experiment["namespace"] == "team-a"
+
+
 def test_a_host_that_is_not_kfp_is_named(
     cli: CliRun, server: ContractServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
