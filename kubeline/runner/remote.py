@@ -36,8 +36,8 @@ TERMINAL_STATES = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELED")
 HEALTHZ = "/apis/v2beta1/healthz"
 PORT_FORWARD = "kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888"
 AUTH_HINT = (
-    "set KUBELINE_KFP_TOKEN (a bearer token the KFP API accepts) or KUBELINE_KFP_COOKIES (the "
-    "session cookie of the login proxy, e.g. authservice_session=...)"
+    "KUBELINE_KFP_TOKEN must hold a bearer token the KFP API accepts, or KUBELINE_KFP_COOKIES "
+    "the login proxy's session cookie (e.g. authservice_session=...)"
 )
 
 
@@ -172,7 +172,7 @@ def probe(settings: Settings, timeout: float = 10.0) -> None:
             body = response.read()
             content_type = response.headers.get("Content-Type", "")
     except urllib.error.HTTPError as exc:
-        raise _http_error(host, exc.code, exc.reason, "GET " + HEALTHZ) from None
+        raise _http_error(host, exc.code, exc.reason, "GET " + HEALTHZ, exc.read()) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise _unreachable(host, reason) from None
@@ -195,7 +195,9 @@ def _unreachable(host: str, reason: object) -> KfpError:
     )
 
 
-def _http_error(host: str, status: int, reason: object, what: str, body: str = "") -> KfpError:
+def _http_error(
+    host: str, status: int, reason: object, what: str, body: str | bytes | None = None
+) -> KfpError:
     detail = _server_message(body)
     said = f"{status} {reason}".strip() + (f": {detail}" if detail else "")
     if status in (401, 403):
@@ -243,6 +245,8 @@ class Kfp:
             with contextlib.redirect_stdout(io.StringIO()):
                 yield
         except kfp_server_api.ApiException as exc:
+            if not exc.status:  # the client's own wrapping of a TLS failure: no answer at all
+                raise _unreachable(self.host, exc.reason) from None
             raise _http_error(self.host, exc.status, exc.reason or "", what, exc.body) from None
         except urllib3.exceptions.HTTPError as exc:
             raise _unreachable(self.host, exc) from None
