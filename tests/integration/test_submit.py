@@ -357,3 +357,30 @@ def test_the_contract_refuses_an_upload_that_is_not_a_pipeline_spec(
             uploads.upload_pipeline(str(bad), name="bad")
     assert refused.value.status == 400 and "not a KFP pipeline spec" in str(refused.value.body)
     server.contract.errors.clear()
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "said"),
+    [
+        ("/apis/v2beta1/runs?page_sise=5", 400, "takes no query parameter ['page_sise']"),
+        ('/apis/v2beta1/pipelines?filter={"predicates":[{"kee":"x"}]}', 400, "has no field 'kee'"),
+        ("/apis/v2beta1/runs/r1:archive", 501, "does not implement run_service_archive_run"),
+        ("/apis/v2beta1/runz", 404, "no GET /apis/v2beta1/runz in the KFP v2beta1 API"),
+    ],
+)
+def test_the_contract_refuses_queries_and_routes_outside_the_api(
+    server: ContractServer, path: str, status: int, said: str
+) -> None:
+    from urllib.parse import quote
+
+    method = "POST" if path.endswith(":archive") else "GET"
+    request = urllib.request.Request(
+        server.url + quote(path, safe="/?=:&"),
+        method=method,
+        headers={"Authorization": f"Bearer {server.contract.token}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == status
+    assert said in json.loads(refused.value.read())["message"]
+    server.contract.errors.clear()
