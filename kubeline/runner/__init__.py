@@ -8,8 +8,8 @@ One module per job:
 - ``docker_launcher``: kfp.local's container launcher, fixed to report real exit codes
   (kubeflow/pipelines#13332), switched off once kfp reads them itself;
 - ``events``: kfp.local's output turned into step events and a failed step's reason;
-- ``remote``: submit, schedule and list runs on a KFP endpoint (kfp.Client); ``cron``: the
-  five-field cron users write as KFP's six.
+- ``remote``: submit, schedule and list runs on a KFP endpoint; ``kfp_api``: the checked
+  kfp.Client connection and its errors; ``cron``: the five-field cron users write as KFP's six.
 """
 
 from kubeline.runner.compile import PIPELINES, compile_pipelines, compiled_dir, stale_specs

@@ -2,25 +2,17 @@
 
 The spec is compiled for the settings' platform (image, ConfigMap, Secret) and uploaded as a
 pipeline version named by its content hash, so submitting the same spec twice reuses one
-version. Traps of kfp 2.17 and its backend handled here: ``kfp.Client()`` probes
-``/apis/v2beta1/healthz`` at start (retrying an answer it dislikes for 25 s), so kubeline probes
-once itself and says what was wrong; ``run_pipeline`` needs both the pipeline and the version id;
-a recurring run cannot be updated, so one is found by name and replaced; KFP's cron has six
-fields (``kubeline.runner.cron``).
+version. Traps of kfp 2.17 and its backend handled here: ``run_pipeline`` needs both the
+pipeline and the version id; a recurring run cannot be updated, so one is found by name and
+replaced; KFP's cron has six fields (``kubeline.runner.cron``); the client's start-up probe is
+``kubeline.runner.kfp_api``'s business.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import json
 import tempfile
 import time
-import urllib.error
-import urllib.request
-import warnings
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,15 +22,10 @@ import yaml
 
 from kubeline.errors import ConfigError, KfpAuthError, KfpError, PipelineError
 from kubeline.runner.cron import KfpCron
+from kubeline.runner.kfp_api import Kfp, connect, equals_filter, require_host
 from kubeline.settings import Settings
 
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELED")
-HEALTHZ = "/apis/v2beta1/healthz"
-PORT_FORWARD = "kubectl port-forward -n kubeflow svc/ml-pipeline 8888:8888"
-AUTH_HINT = (
-    "KUBELINE_KFP_TOKEN must hold a bearer token the KFP API accepts, or KUBELINE_KFP_COOKIES "
-    "the login proxy's session cookie (e.g. authservice_session=...)"
-)
 
 
 # -- the spec ----------------------------------------------------------------------------------
@@ -138,156 +125,6 @@ def _typed(kind: str, value: Any) -> Any:
     return convert(value) if convert else value
 
 
-# -- the connection ----------------------------------------------------------------------------
-
-
-def _host(settings: Settings) -> str:
-    if not settings.kfp_host:
-        raise ConfigError(
-            "no KFP endpoint is set: KUBELINE_KFP_HOST is empty",
-            hint=f"set KUBELINE_KFP_HOST to the KFP API (e.g. http://127.0.0.1:8888 after "
-            f"`{PORT_FORWARD}`)",
-        )
-    return settings.kfp_host.rstrip("/")
-
-
-def _auth_headers(settings: Settings) -> dict[str, str]:
-    headers = {}
-    if settings.kfp_token is not None:
-        headers["Authorization"] = f"Bearer {settings.kfp_token.get_secret_value()}"
-    if settings.kfp_cookies is not None:
-        headers["Cookie"] = settings.kfp_cookies.get_secret_value()
-    return headers
-
-
-def probe(settings: Settings, timeout: float = 10.0) -> None:
-    """One GET of the healthz endpoint, so a wrong host or refused login is said plainly.
-
-    ``kfp.Client()`` would retry any HTTP error for 25 s and then raise a bare TimeoutError.
-    """
-    host = _host(settings)
-    request = urllib.request.Request(host + HEALTHZ, headers=_auth_headers(settings))
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
-            content_type = response.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as exc:
-        raise _http_error(host, exc.code, exc.reason, "GET " + HEALTHZ, exc.read()) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise _unreachable(host, reason) from None
-    try:
-        json.loads(body)
-    except ValueError:
-        # A login proxy (dex, oauth2-proxy) answers an unauthenticated call with its HTML page.
-        raise KfpAuthError(
-            f"{host}{HEALTHZ} answered with {content_type or 'a page'} instead of the KFP API's "
-            "JSON: a login page, or not a KFP endpoint",
-            hint=AUTH_HINT,
-        ) from None
-
-
-def _unreachable(host: str, reason: object) -> KfpError:
-    return KfpError(
-        f"the KFP API at {host} does not answer ({reason})",
-        hint=f"check KUBELINE_KFP_HOST; from outside the cluster run `{PORT_FORWARD}` and use "
-        "http://127.0.0.1:8888",
-    )
-
-
-def _http_error(
-    host: str, status: int, reason: object, what: str, body: str | bytes | None = None
-) -> KfpError:
-    detail = _server_message(body)
-    said = f"{status} {reason}".strip() + (f": {detail}" if detail else "")
-    if status in (401, 403):
-        return KfpAuthError(
-            f"the KFP API at {host} refused the credentials on {what} (HTTP {said})", hint=AUTH_HINT
-        )
-    if status == 404 and what.endswith(HEALTHZ):
-        return KfpError(
-            f"{host} has no KFP v2 API ({what} answered HTTP 404)",
-            hint="KUBELINE_KFP_HOST must be the ml-pipeline API service (port 8888) of KFP 2.x",
-        )
-    return KfpError(f"the KFP API at {host} failed {what} (HTTP {said})")
-
-
-def _server_message(body: str | bytes | None) -> str:
-    """The message of a grpc-gateway error body (``{"code": 5, "message": ...}``), if any."""
-    if not body:
-        return ""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return ""
-    if isinstance(data, dict):
-        return str(data.get("message") or data.get("error") or "")
-    return ""
-
-
-@dataclass
-class Kfp:
-    """A checked connection: the kfp.Client, the endpoint and where links point."""
-
-    client: Any
-    host: str
-    ui: str
-    namespace: str | None
-
-    @contextlib.contextmanager
-    def call(self, what: str) -> Iterator[None]:
-        """Turn the client's exceptions during ``what`` into KfpError; hush its printed links."""
-        import kfp_server_api
-        import urllib3
-
-        try:
-            # The client prints its own "Run details: <link>" lines; kubeline prints one link.
-            with contextlib.redirect_stdout(io.StringIO()):
-                yield
-        except kfp_server_api.ApiException as exc:
-            if not exc.status:  # the client's own wrapping of a TLS failure: no answer at all
-                raise _unreachable(self.host, exc.reason) from None
-            raise _http_error(self.host, exc.status, exc.reason or "", what, exc.body) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise _unreachable(self.host, exc) from None
-        except ValueError as exc:  # the client's own "Multiple pipelines with the name ..."
-            raise KfpError(f"{what} on {self.host}: {exc}") from None
-
-    def run_url(self, run_id: str) -> str:
-        return f"{self.ui}/#/runs/details/{run_id}"
-
-
-def connect(settings: Settings) -> Kfp:
-    """A kfp.Client for the settings' endpoint, after one probe that explains what is wrong."""
-    probe(settings)
-    import kfp
-
-    host = _host(settings)
-    namespace = settings.kfp_namespace
-    kfp_conn = Kfp(None, host, (settings.kfp_ui_host or host).rstrip("/"), namespace)
-    with warnings.catch_warnings(), kfp_conn.call("GET " + HEALTHZ):
-        warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2.0.0-beta.2+"
-        kfp_conn.client = kfp.Client(
-            host=host,
-            namespace=namespace or "kubeflow",  # the client's own "not set" value
-            existing_token=(
-                settings.kfp_token.get_secret_value() if settings.kfp_token is not None else None
-            ),
-            cookies=(
-                settings.kfp_cookies.get_secret_value()
-                if settings.kfp_cookies is not None
-                else None
-            ),
-            ui_host=settings.kfp_ui_host,
-        )
-    return kfp_conn
-
-
-def _equals(key: str, value: str) -> str:
-    """A v2beta1 list filter: ``key`` equals ``value``."""
-    return json.dumps({"predicates": [{"operation": "EQUALS", "key": key, "string_value": value}]})
-
-
 # -- pipelines and experiments -----------------------------------------------------------------
 
 
@@ -310,7 +147,7 @@ def ensure_version(kfp: Kfp, spec: CompiledSpec) -> Version:
     client = kfp.client
     with kfp.call(f"finding the pipeline {spec.display_name!r}"):
         found = client.list_pipelines(
-            filter=_equals("display_name", spec.display_name), namespace=kfp.namespace
+            filter=equals_filter("display_name", spec.display_name), namespace=kfp.namespace
         ).pipelines
     if found and len(found) > 1:
         raise KfpError(
@@ -330,7 +167,7 @@ def ensure_version(kfp: Kfp, spec: CompiledSpec) -> Version:
             ).pipeline_id
     with kfp.call(f"finding the version {spec.version_name!r}"):
         versions = client.list_pipeline_versions(
-            pipeline_id, filter=_equals("display_name", spec.version_name)
+            pipeline_id, filter=equals_filter("display_name", spec.version_name)
         ).pipeline_versions
     if versions:
         return Version(pipeline_id, versions[0].pipeline_version_id, spec.version_name, False)
@@ -350,7 +187,7 @@ def _experiment_id(kfp: Kfp, name: str, create: bool) -> str | None:
             return str(kfp.client.create_experiment(name, namespace=kfp.namespace).experiment_id)
     with kfp.call(f"finding the experiment {name!r}"):
         found = kfp.client.list_experiments(
-            filter=_equals("display_name", name), namespace=kfp.namespace
+            filter=equals_filter("display_name", name), namespace=kfp.namespace
         ).experiments
     return str(found[0].experiment_id) if found else None
 
@@ -436,7 +273,7 @@ class Submitted:
 
 def submit(settings: Settings, pipeline: str, given: dict[str, Any]) -> Submitted:
     """Compile, upload the version if new, and start one run in the settings' experiment."""
-    _host(settings)  # before the compile: a missing endpoint is said at once
+    require_host(settings)  # before the compile: a missing endpoint is said at once
     with tempfile.TemporaryDirectory() as tmp:
         spec = compile_spec(settings, pipeline, Path(tmp))
         params = run_parameters(spec, given)
@@ -539,7 +376,7 @@ class Scheduled:
 def _recurring_by_name(kfp: Kfp, name: str) -> list[Any]:
     with kfp.call(f"finding the recurring run {name!r}"):
         found = kfp.client.list_recurring_runs(
-            filter=_equals("display_name", name), namespace=kfp.namespace
+            filter=equals_filter("display_name", name), namespace=kfp.namespace
         ).recurring_runs
     return list(found or [])
 
@@ -581,7 +418,7 @@ def schedule(
     KFP has no update of a recurring run: the one of that name is deleted and created again;
     when nothing changed nothing is sent, so running this twice changes nothing.
     """
-    _host(settings)
+    require_host(settings)
     with tempfile.TemporaryDirectory() as tmp:
         spec = compile_spec(settings, pipeline, Path(tmp))
         params = run_parameters(spec, given)
