@@ -149,6 +149,9 @@ def test_a_model_with_skill_becomes_champion(state: Path, tmp_path: Path) -> Non
     assert (out.model_version, out.alias, out.gate) == ("1", "champion", "passed")
     tags = version_tags("1")
     assert tags[Tag.GATE] == GateState.PASSED and tags[tag(DATA_HASH)].startswith("sha256:")
+    # One bar (horizon 1) after the last training row, and before the holdout (purged gap).
+    next_bar = pd.Timestamp(tags[Tag.TRAIN_END]) + pd.offsets.BDay(1)
+    assert tags[Tag.LABEL_END] == str(next_bar.date()) < run.verdict().holdout.start
     scores = json.loads(tags[Tag.SCORES])
     assert scores["metric"] == "rmse" and set(scores) >= {"model", "constant", "persistence"}
     mlflow_run = client().get_run(out.mlflow_run_id)
@@ -221,7 +224,8 @@ def test_a_champion_trained_on_the_holdouts_dates_is_not_compared(
     longer = FAST + "split: {holdout_fraction: 0.4}\n"  # the holdout starts inside v1's training
     out = register_run(train_and_evaluate(tmp_path / "b", config=longer))
     assert (out.alias, out.gate) == ("challenger", "failed")
-    assert "was trained on data up to" in out.reason and "would flatter it" in out.reason
+    assert "was trained on targets realized up to" in out.reason
+    assert "would flatter it" in out.reason
 
 
 def test_min_improvement_from_the_run_overrides_the_config(state: Path, tmp_path: Path) -> None:
