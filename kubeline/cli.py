@@ -170,12 +170,24 @@ def data_generate(
     layout: Annotated[
         Literal["yahoo", "kaggle", "long"], typer.Option(help="File layout to write.")
     ] = "yahoo",
+    return_ar: Annotated[
+        float | None,
+        typer.Option(
+            help="Planted lag-1 autocorrelation of daily returns, in (-1, 1); 0 = a random "
+            "walk, with nothing to learn. Default: the planted signal of kubeline.data.generate."
+        ),
+    ] = None,
 ) -> None:
     """Write realistic synthetic daily OHLCV data (deterministic for a seed)."""
-    from kubeline.data.generate import generate, write_dataset
+    from kubeline.data.generate import PLANTED_RETURN_AR, generate, write_dataset
 
     with console.status(f"generating {tickers} tickers x {years:g} years"):
-        frame = generate(tickers=tickers, years=years, seed=seed)
+        frame = generate(
+            tickers=tickers,
+            years=years,
+            seed=seed,
+            return_ar=PLANTED_RETURN_AR if return_ar is None else return_ar,
+        )
         files = write_dataset(frame, out, layout)
     console.print(
         f"wrote {frame.height:,} rows for {tickers} tickers in {len(files)} files "

@@ -225,24 +225,7 @@ def build_images(
                 f"wheelhouse {wheels} is not a folder",
                 hint="fill it with `pip download --no-deps -r requirements/pipeline.txt -d DIR`",
             )
-        kubeline_wheels = Path(tmp) / "kubeline-wheel"
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--no-deps",
-                "--no-build-isolation",
-                "--disable-pip-version-check",
-                "-q",
-                "-w",
-                str(kubeline_wheels),
-                str(root),
-            ],
-            what="building the kubeline wheel",
-            on_output=on_output,
-        )
+        kubeline_wheels = build_kubeline_wheel(root, Path(tmp), on_output=on_output)
         for role in roles:
             context = Path(tmp) / f"context-{role}"
             _assemble_context(context, root, role, wheels, kubeline_wheels)
@@ -252,6 +235,58 @@ def build_images(
                 )
             )
     return built
+
+
+def wheel_sources(root: Path) -> list[Path]:
+    """What the kubeline wheel is built from: pyproject.toml, its readme, each package folder.
+
+    Read from pyproject.toml's setuptools packages and package-dir, so nothing else in the
+    checkout (a stale ``build/``, data, a venv) can reach the wheel.
+    """
+    import tomllib
+
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    setup = project.get("tool", {}).get("setuptools", {})
+    mapped = setup.get("package-dir", {})
+    tops = {str(mapped.get(p) or p.replace(".", "/")).split("/")[0] for p in setup["packages"]}
+    readme = project["project"].get("readme")
+    named = ["pyproject.toml", *([readme] if isinstance(readme, str) else []), *sorted(tops)]
+    return [root / name for name in named]
+
+
+def build_kubeline_wheel(root: Path, out: Path, *, on_output: OnOutput | None = None) -> Path:
+    """Build the kubeline wheel into ``out/kubeline-wheel`` from a copy of its sources.
+
+    setuptools builds in the source folder and packs whatever its ``build/lib`` holds, a
+    module deleted since an earlier build included; a fresh copy holds only today's files.
+    """
+    wheels = out / "kubeline-wheel"
+    copy = out / "kubeline-source"
+    copy.mkdir(parents=True)
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    for source in wheel_sources(root):
+        if source.is_dir():
+            shutil.copytree(source, copy / source.name, ignore=skip)
+        else:
+            shutil.copy2(source, copy / source.name)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(wheels),
+            str(copy),
+        ],
+        what="building the kubeline wheel",
+        on_output=on_output,
+    )
+    return wheels
 
 
 def _lock(root: Path, role: str) -> Path:

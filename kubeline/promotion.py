@@ -15,7 +15,7 @@ from kubeline.lineage import tag
 from kubeline.registry import CHALLENGER, CHAMPION, GateState, Tag
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from kubeline.evaluate.verdict import Verdict
     from kubeline.runconfig import RunConfig
@@ -53,23 +53,53 @@ def question_tags(config: RunConfig) -> dict[str, str]:
     return {tag(k): v for k, v in question(config).items()}
 
 
+def label_end(dates: Iterable[str], train_end: str, horizon: int) -> str:
+    """The last date whose realized target a model trained up to ``train_end`` has seen.
+
+    A training row at ``train_end`` has a target realized ``horizon`` bars later. Bars are
+    counted in ``dates`` (the training data's dates, ISO strings), as the split counts its
+    purge gap; when the data ends sooner, its last date is the end.
+    """
+    later = sorted({d for d in dates if d > train_end})
+    if not later:
+        return train_end
+    return later[min(horizon, len(later)) - 1]
+
+
+def _estimated_label_end(train_end: str, horizon: int) -> str:
+    """``horizon`` weekdays after ``train_end``: the label end of a version registered before
+    kubeline recorded it (holidays make the true end later, so this errs towards comparing)."""
+    import numpy as np
+
+    day = np.busday_offset(np.datetime64(train_end[:10], "D"), horizon, roll="forward")
+    return str(day)
+
+
 def champion_mismatch(
     version: str, tags: Mapping[str, str], config: RunConfig, holdout_start: str
 ) -> str | None:
     """Why the champion cannot be compared with this run's model, or None when it can.
 
     A champion that answers another question (target, horizon, tickers) is not a rival; one
-    trained on rows inside this run's holdout would be scored on data it has seen.
+    that saw a realized target on this run's holdout dates (its label end, ``horizon`` bars
+    after its last training row, on or after the holdout's start) would be scored on data it
+    has seen. A version registered without a label end tag is judged by its training end
+    plus ``horizon`` weekdays, an estimate the note names.
     """
     for key, ours in question(config).items():
         theirs = tags.get(tag(key))
         if theirs is not None and theirs != ours:
             return f"champion version {version} predicts {key}={theirs}, not {ours}"
     trained_to = tags.get(Tag.TRAIN_END)
-    if trained_to and trained_to >= holdout_start:
+    seen_to = tags.get(Tag.LABEL_END)
+    how = ""
+    if not seen_to and trained_to:
+        seen_to = _estimated_label_end(trained_to, config.horizon)
+        how = f" (estimated: training rows up to {trained_to} plus {config.horizon} weekdays)"
+    if seen_to and seen_to >= holdout_start:
         return (
-            f"champion version {version} was trained on data up to {trained_to}, inside this "
-            f"holdout (from {holdout_start}): scoring it there would flatter it"
+            f"champion version {version} was trained on targets realized up to {seen_to}{how}, "
+            f"inside this holdout (from {holdout_start}): scoring it there would flatter it"
         )
     return None
 

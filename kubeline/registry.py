@@ -53,7 +53,10 @@ class Tag:
     MODEL_NAME = tag("model_name")
     MODEL_VERSION = tag("model_version")  # on the run
     ALIAS = tag("alias")  # on the run
-    TRAIN_END = tag("train_end")
+    TRAIN_END = tag("train_end")  # the last date of a training row (its features' date)
+    # The last date whose realized target the version trained on: ``horizon`` dates after
+    # TRAIN_END. A later holdout may start after it without the version having seen its rows.
+    LABEL_END = tag("label_end")
     FEATURES = tag("features")
     CANDIDATE = tag("candidate")
     SCORES = tag("scores")  # JSON: the gate metric of the model and of each naive forecast

@@ -242,12 +242,14 @@ class GateConfig(_Strict):
         default=None,
         description="Also require the backtest's Sharpe to beat buy-and-hold's by this much.",
     )
+    # On by default: without it, a model of a pure random walk beats the constant forecast on
+    # about half of all holdouts, by luck. null turns it off.
     max_p_value: float | None = Field(
-        default=None,
+        default=0.05,
         gt=0.0,
         lt=1.0,
-        description="Also require the gain over the baseline to be significant at this level "
-        "(one-sided Diebold-Mariano test on per-date losses), e.g. 0.05.",
+        description="Require the gain over the baseline to be significant at this level "
+        "(one-sided Diebold-Mariano test on per-date losses); null = off.",
     )
 
 

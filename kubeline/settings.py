@@ -279,6 +279,8 @@ def settings_file() -> Path | None:
     ``KUBELINE_SETTINGS_FILE`` must name a file that exists: a typo there would otherwise
     silently fall back to the defaults. Set to the empty string it means "no file" (a child
     process that must see only the defaults). ``kubeline.yaml`` in the working folder is optional.
+    A relative ``KUBELINE_SETTINGS_FILE`` is made absolute here, in the environment too, so
+    child processes started in another folder read the same file.
     """
     import yaml
 
@@ -310,6 +312,11 @@ def settings_file() -> Path | None:
             f"the settings file {path} holds a {type(loaded).__name__}, not a mapping of settings",
             hint="write one `key: value` per line, as in `kubeline config`",
         )
+    if named and named != str(path.resolve()):
+        # Step subprocesses inherit the variable, not this process's folder: hand them the
+        # file this process read, wherever they start.
+        path = path.resolve()
+        os.environ[SETTINGS_FILE_ENV] = str(path)
     return path
 
 

@@ -1,12 +1,21 @@
-"""Synthetic daily OHLCV that looks like exchange data and has something to learn in it.
+"""Synthetic daily OHLCV that looks like exchange data, with a planted signal a model can find.
 
 Per ticker the total-return price follows geometric Brownian motion whose drift and volatility
-switch between a calm and a turbulent regime (a two-state Markov chain). Within a regime, log
-returns have mild positive autocorrelation (AR(1), phi 0-0.05, about what daily equity returns
-show at most): weak, real predictability, so a model can beat a naive forecast only modestly.
-Volume is strongly persistent (AR(1) in logs, phi ~0.9) and rises with the size of the day's
-move. ``close`` is the traded price; ``adj_close`` is close times a dividend factor below 1 that
-reaches 1 on the last day, as Yahoo adjusts. Some tickers list late and a few days are missing.
+switch between a calm and a turbulent regime (a two-state Markov chain). Volume is strongly
+persistent (AR(1) in logs, phi ~0.9) and rises with the size of the day's move. ``close`` is the
+traded price; ``adj_close`` is close times a dividend factor below 1 that reaches 1 on the last
+day, as Yahoo adjusts. Some tickers list late and a few days are missing.
+
+The planted signal: every ticker's standardized daily log-return shocks are AR(1) with the same
+known coefficient ``return_ar``, by default ``PLANTED_RETURN_AR`` = 0.2, so tomorrow's return is
+partly predictable from today's (``ret_1``/``logret_1`` in the default feature set; a linear
+model can learn it). That is far more than real daily equity returns show (a few hundredths at
+most, which no demo-sized run can tell from luck: at 0.05 or less, even 50 tickers x 8 years
+left the gain over the constant forecast at p = 0.11). It is chosen so the demo (20 tickers x 5
+years, the default run config) beats every naive forecast by 1-2% RMSE with a Diebold-Mariano
+p-value far below the gate's 0.05, and so the honest gate has something real to promote.
+``return_ar=0`` plants nothing: log returns are then independent draws (a random walk whose
+drift and volatility switch regimes), and the gate should refuse whatever is trained on it.
 
 Everything is drawn in numpy over blocks of tickers at once; the only Python loops are over
 blocks and over time steps of the two AR(1) recursions, each step a vector over the block.
@@ -53,6 +62,8 @@ TRADING_DAYS_PER_YEAR = 252
 _HOLIDAYS = ((1, 1), (7, 4), (12, 25))  # month, day: fixed closures, enough to look real
 _BLOCK = 1024  # tickers drawn together: ~25 MB per float array at 3,100 days
 _ETF_SHARE = 0.15
+# The planted signal (module docstring): the lag-1 autocorrelation of daily return shocks.
+PLANTED_RETURN_AR = 0.2
 
 Layout = Literal["yahoo", "kaggle", "long"]
 
@@ -97,7 +108,9 @@ def _ar1(shocks: np.ndarray, phi: np.ndarray) -> np.ndarray:
     return out
 
 
-def _block(n_days: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _block(
+    n_days: int, n: int, rng: np.random.Generator, return_ar: float
+) -> dict[str, np.ndarray]:
     """Prices and volumes for ``n`` tickers over ``n_days`` as (days, tickers) arrays."""
     # Regimes: switch with probability ~1/250 a day; state = parity of the number of switches.
     switch_p = rng.uniform(1 / 400, 1 / 150, size=n)
@@ -110,8 +123,7 @@ def _block(n_days: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarra
     sigma = np.where(turbulent, base_vol * rng.uniform(1.5, 2.2, size=n), base_vol)
     mu = np.where(turbulent, base_mu - 0.0008, base_mu)
 
-    phi_r = rng.uniform(0.0, 0.05, size=n)
-    noise = _ar1(rng.standard_normal((n_days, n)), phi_r)
+    noise = _ar1(rng.standard_normal((n_days, n)), np.full(n, return_ar))
     logret = mu - 0.5 * sigma**2 + sigma * noise
 
     start_price = rng.lognormal(np.log(40.0), 1.0, size=n)
@@ -154,12 +166,28 @@ def _block(n_days: int, n: int, rng: np.random.Generator) -> dict[str, np.ndarra
     }
 
 
-def generate(tickers: int, years: float, seed: int, start: date = date(2000, 1, 3)) -> pl.DataFrame:
-    """A canonical frame of synthetic daily OHLCV, identical for the same arguments."""
+def generate(
+    tickers: int,
+    years: float,
+    seed: int,
+    start: date = date(2000, 1, 3),
+    return_ar: float = PLANTED_RETURN_AR,
+) -> pl.DataFrame:
+    """A canonical frame of synthetic daily OHLCV, identical for the same arguments.
+
+    ``return_ar`` is the planted lag-1 autocorrelation of every ticker's daily return shocks
+    (see the module docstring); 0 plants nothing: returns are then a random walk whose drift
+    and volatility switch regimes, and no model should pass an honest gate on it.
+    """
     if tickers < 1 or years <= 0:
         raise KubelineError(
             f"cannot generate {tickers} tickers over {years} years",
             hint="ask for at least 1 ticker and a positive number of years",
+        )
+    if not -1.0 < return_ar < 1.0:
+        raise KubelineError(
+            f"cannot plant a return autocorrelation of {return_ar}",
+            hint="give return_ar strictly between -1 and 1 (0 plants no signal)",
         )
     rng = np.random.default_rng(seed)
     days = trading_days(start, years)
@@ -170,7 +198,7 @@ def generate(tickers: int, years: float, seed: int, start: date = date(2000, 1, 
     for first in range(0, tickers, _BLOCK):
         n = min(_BLOCK, tickers - first)
         block_rng = np.random.default_rng([seed, first])
-        values = _block(n_days, n, block_rng)
+        values = _block(n_days, n, block_rng, return_ar)
         # A quarter of the names list later; about 1 day in 800 is missing from the record.
         listed_from = np.where(
             block_rng.random(n) < 0.25, block_rng.integers(0, max(1, n_days // 2), size=n), 0

@@ -2,8 +2,9 @@
 
 ``evaluate`` gathers everything the verdict, the reports and the metrics need; ``compare`` is
 the single rule for "is A better than B by enough", used for the gate against the strongest
-naive forecast and against the current champion; ``decide_gate`` adds the optional conditions
-(directional accuracy, backtest edge) and says which one failed.
+naive forecast and against the current champion; ``decide_gate`` adds the significance of the
+gain over that forecast (on by default) and the optional conditions (directional accuracy,
+backtest edge), and says which one failed.
 """
 
 from __future__ import annotations
@@ -211,8 +212,9 @@ def decide_gate(
     champion: dict[str, float] | None = None,
     champion_note: str | None = None,
 ) -> GateDecision:
-    """Pass when the model beats the strongest naive forecast, the champion (if any) and the
-    optional directional-accuracy and backtest-edge floors; each condition says why.
+    """Pass when the model beats the strongest naive forecast significantly (unless
+    ``max_p_value`` is None), the champion (if any) and the optional directional-accuracy and
+    backtest-edge floors; each condition says why.
 
     ``champion_note`` says why there is a champion that could not be compared: a champion we
     cannot compare with is not one we may silently replace.

@@ -40,8 +40,8 @@ class GateDecision(_Record):
     baseline: str  # the naive forecast the gate compared with (the strongest, for "best")
     min_improvement: float
     conditions: list[Condition]
-    # One-sided p-value of the gain over ``baseline`` (Diebold-Mariano); a gate condition only
-    # when the run config sets ``gate.max_p_value``.
+    # One-sided p-value of the gain over ``baseline`` (Diebold-Mariano); a gate condition
+    # unless the run config sets ``gate.max_p_value`` to null.
     p_value: float = math.nan
 
     @property

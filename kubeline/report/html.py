@@ -200,7 +200,7 @@ def _evidence(verdict: Verdict) -> str | None:
     return (
         f"Chance of a gain this large over the {verdict.gate.baseline.replace('_', ' ')} "
         f"baseline with no skill: p = {p:.3f} (one-sided Diebold-Mariano test on per-date "
-        "losses; the gate requires a level only with gate.max_p_value)."
+        "losses; the gate requires p at most the run config's gate.max_p_value)."
     )
 
 

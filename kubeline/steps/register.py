@@ -86,6 +86,19 @@ def _params(config: RunConfig, card: ModelCard, gate: GateDecision) -> dict[str,
     return {k: str(v)[:6000] for k, v in out.items()}
 
 
+def _label_end(snapshot: str, config: RunConfig, card: ModelCard) -> str:
+    """The last date whose realized target the model trained on, counted in the snapshot's
+    dates (``kubeline.promotion.label_end``)."""
+    import polars as pl
+
+    from kubeline.data.schema import DATE, TICKER, keep_tickers
+    from kubeline.promotion import label_end
+
+    frame = keep_tickers(pl.read_parquet(snapshot, columns=[TICKER, DATE]), config.data.tickers)
+    dates = frame.get_column(DATE).cast(pl.Date).unique().dt.strftime("%Y-%m-%d").to_list()
+    return label_end(dates, card.train_end, config.horizon)
+
+
 def _dataset(snapshot: str, data: str, metadata: dict[str, Any], data_hash: str) -> Any:
     """The training data as an MLflow dataset, identified by its content hash (not re-read)."""
     import warnings
@@ -162,6 +175,7 @@ def run(
     described = {
         **promotion.question_tags(cfg),
         Tag.TRAIN_END: card.train_end,
+        Tag.LABEL_END: _label_end(snapshot, cfg, card),
         Tag.FEATURES: ",".join(card.feature_names),
         Tag.CANDIDATE: card.candidate,
         Tag.SCORES: json.dumps({"metric": verdict.gate.metric, **verdict.scores()}),

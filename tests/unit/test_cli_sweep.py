@@ -179,6 +179,10 @@ BAD_PATHS = {
         ["data", "generate", "--out", "{tmp}/g", "--seed", "-1"],
         "-1",
     ),
+    "data generate: a non-stationary signal": (
+        ["data", "generate", "--out", "{tmp}/g", "--return-ar", "1"],
+        "strictly between -1 and 1",
+    ),
     "images build: wheelhouse is a file": (
         ["images", "build", "--wheelhouse", "{file}"],
         "",

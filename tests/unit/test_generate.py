@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from kubeline.data import schema as s
-from kubeline.data.generate import etf_tickers, generate, write_dataset
+from kubeline.data.generate import PLANTED_RETURN_AR, etf_tickers, generate, write_dataset
 from kubeline.errors import KubelineError, StorageError
 from kubeline.storage import MANIFEST
 
@@ -91,15 +91,28 @@ def test_generate_volume_is_persistent(frame: pl.DataFrame) -> None:
     assert np.corrcoef(logv[:-1], logv[1:])[0, 1] > 0.5
 
 
-def test_generate_returns_have_weak_positive_short_term_autocorrelation() -> None:
-    big = generate(tickers=60, years=4, seed=11)
-    r = big.select(
+def _lag1_autocorrelation(frame: pl.DataFrame) -> float:
+    r = frame.select(
         pl.col(s.ADJ_CLOSE).log().diff().over(s.TICKER).alias("r"),
         pl.col(s.ADJ_CLOSE).log().diff().shift(1).over(s.TICKER).alias("lag"),
     ).drop_nulls()
-    # Real daily equity returns show at most a few hundredths; more would be a free lunch.
-    # With ~55k pairs the standard error is ~0.004, so these bounds are 2.5 sigma wide.
-    assert 0.008 < np.corrcoef(r.get_column("r"), r.get_column("lag"))[0, 1] < 0.045
+    return float(np.corrcoef(r.get_column("r"), r.get_column("lag"))[0, 1])
+
+
+def test_generate_plants_the_documented_return_autocorrelation() -> None:
+    # With ~57k pairs the standard error is ~0.004, so these bounds are 5 sigma wide.
+    assert abs(_lag1_autocorrelation(generate(60, 4, seed=11)) - PLANTED_RETURN_AR) < 0.02
+    assert abs(_lag1_autocorrelation(generate(60, 4, seed=11, return_ar=0.05)) - 0.05) < 0.02
+
+
+def test_generate_without_a_planted_signal_has_uncorrelated_returns() -> None:
+    assert abs(_lag1_autocorrelation(generate(60, 4, seed=11, return_ar=0.0))) < 0.02
+
+
+@pytest.mark.parametrize("return_ar", [1.0, -1.0, 1.5])
+def test_generate_rejects_a_non_stationary_signal(return_ar: float) -> None:
+    with pytest.raises(KubelineError, match="strictly between -1 and 1"):
+        generate(tickers=2, years=1, seed=1, return_ar=return_ar)
 
 
 def test_generate_rejects_no_tickers() -> None:

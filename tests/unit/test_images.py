@@ -107,3 +107,44 @@ def test_the_pipeline_lock_holds_the_mlflow_client_not_the_server_nor_other_role
     assert "mlflow-skinny" in pipeline
     for other_role in ("mlflow", "flask", "gunicorn", "bentoml", "evidently", "pytest"):
         assert other_role not in pipeline, other_role
+
+
+def test_the_wheel_is_built_from_the_package_folders_pyproject_names() -> None:
+    from kubeline.images import source_root, wheel_sources
+
+    root = source_root()
+    assert [p.name for p in wheel_sources(root)] == [
+        "pyproject.toml",
+        "README.md",
+        "components",
+        "kubeline",
+        "pipelines",
+    ]
+
+
+def test_the_wheel_leaves_out_a_stale_build_folder_and_leaves_the_checkout_alone(
+    tmp_path: Path,
+) -> None:
+    import zipfile
+
+    from kubeline.images import build_kubeline_wheel
+
+    root = tmp_path / "checkout"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "README.md").write_text("tiny\n")
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "tiny"\nversion = "1"\nreadme = "README.md"\n'
+        '[tool.setuptools]\npackages = ["pkg"]\n'
+    )
+    # What an earlier in-tree build left behind: a module since deleted from the source.
+    (root / "build" / "lib" / "pkg").mkdir(parents=True)
+    (root / "build" / "lib" / "pkg" / "deleted.py").write_text("STALE = True\n")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+
+    (wheel,) = build_kubeline_wheel(root, tmp_path / "out").glob("tiny-*.whl")
+
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "pkg/__init__.py" in names and "pkg/deleted.py" not in names
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before

@@ -180,7 +180,7 @@ def test_decide_gate_needs_both_the_baseline_and_the_champion_beaten() -> None:
     assert decide_gate(ev, config.gate).passed
     decision = decide_gate(ev, config.gate, champion={"rmse": 0.0})
     assert not decision.passed and decision.failed == ["champion"]
-    assert "the champion" in decision.reasons[1]
+    assert "the champion" in decision.reasons[-1]
 
 
 def test_a_champion_that_cannot_be_compared_fails_the_gate_with_the_reason() -> None:
@@ -188,7 +188,7 @@ def test_a_champion_that_cannot_be_compared_fails_the_gate_with_the_reason() -> 
     ev = evaluate(EchoModel(), holdout_frame(), ["x"], config, target_kind="return")
     decision = decide_gate(ev, config.gate, champion_note="champion version 3 predicts x")
     assert decision.failed == ["champion"]
-    assert "champion version 3 predicts x; promote by hand" in decision.reasons[1]
+    assert "champion version 3 predicts x; promote by hand" in decision.reasons[-1]
 
 
 class HalfWrongModel:
@@ -203,8 +203,10 @@ class HalfWrongModel:
 def test_the_directional_accuracy_floor_is_off_by_default_and_named_when_it_fails() -> None:
     loose = RunConfig()
     ev = evaluate(HalfWrongModel(), holdout_frame(), ["x"], loose, target_kind="return")
-    assert [c.name for c in decide_gate(ev, loose.gate).conditions] == ["baseline", "champion"]
-    strict = RunConfig.from_yaml_text("gate: {min_directional_accuracy: 0.6}")
+    names = [c.name for c in decide_gate(ev, loose.gate).conditions]
+    assert names == ["baseline", "significance", "champion"]
+    # Six dates cannot show significance; this test is about the floor alone.
+    strict = RunConfig.from_yaml_text("gate: {min_directional_accuracy: 0.6, max_p_value: null}")
     decision = decide_gate(ev, strict.gate)
     assert decision.failed == ["directional_accuracy"]
     assert decision.reasons[-1] == "directional accuracy 50.0% is below the required 60.0%"
@@ -264,10 +266,14 @@ def test_improvement_p_value_is_small_for_a_real_gain_and_large_for_none() -> No
     )
 
 
-def test_the_significance_condition_is_off_by_default_and_named_when_it_fails() -> None:
-    config = RunConfig.from_yaml_text("gate: {max_p_value: 0.05}")
+def test_the_significance_condition_is_on_by_default_and_named_when_it_fails() -> None:
+    config = RunConfig()
+    assert config.gate.max_p_value == 0.05
     frame = pd.concat([holdout_frame()] * 3, ignore_index=True)  # six dates only
     ev = evaluate(HalfWrongModel(), frame, ["x"], config, target_kind="return")
     decision = decide_gate(ev, config.gate)
-    assert [c.name for c in decision.conditions][:2] == ["baseline", "significance"]
+    assert decision.failed == ["significance"]
     assert "one-sided Diebold-Mariano" in decision.reasons[1]
+    assert "which is above the allowed 0.05" in decision.reasons[1]
+    off = RunConfig.from_yaml_text("gate: {max_p_value: null}")
+    assert "significance" not in [c.name for c in decide_gate(ev, off.gate).conditions]

@@ -6,7 +6,14 @@ import pytest
 
 from kubeline.evaluate import compare
 from kubeline.evaluate.verdict import Champion, Condition, GateDecision, Holdout, Verdict
-from kubeline.promotion import InfraCheck, champion_mismatch, decide, question, with_margin
+from kubeline.promotion import (
+    InfraCheck,
+    champion_mismatch,
+    decide,
+    label_end,
+    question,
+    with_margin,
+)
 from kubeline.registry import CHALLENGER, CHAMPION, GateState, Tag
 from kubeline.runconfig import RunConfig
 
@@ -84,7 +91,10 @@ def test_a_champion_that_moved_during_the_run_keeps_the_passing_version_challeng
         ),
         ({"kubeline.horizon": "5"}, "predicts horizon=5, not 1"),
         ({"kubeline.tickers": "AAPL"}, "predicts tickers=AAPL, not all"),
-        ({Tag.TRAIN_END: "2024-03-01"}, "was trained on data up to 2024-03-01, inside this"),
+        (
+            {Tag.TRAIN_END: "2024-03-01", Tag.LABEL_END: "2024-03-04"},
+            "was trained on targets realized up to 2024-03-04, inside this",
+        ),
     ],
 )
 def test_a_champion_answering_another_question_or_trained_on_the_holdout_is_not_compared(
@@ -95,9 +105,42 @@ def test_a_champion_answering_another_question_or_trained_on_the_holdout_is_not_
 
 
 def test_a_comparable_champion_has_no_mismatch() -> None:
-    tags = {"kubeline.target": "next_return", "kubeline.horizon": "1", Tag.TRAIN_END: "2023-12-29"}
+    tags = {
+        "kubeline.target": "next_return",
+        "kubeline.horizon": "1",
+        Tag.TRAIN_END: "2023-12-28",
+        Tag.LABEL_END: "2023-12-29",
+    }
     assert champion_mismatch("1", tags, RunConfig(), holdout_start="2024-01-02") is None
     assert champion_mismatch("1", {}, RunConfig(), holdout_start="2024-01-02") is None
+
+
+def test_a_champion_whose_last_target_falls_inside_the_holdout_is_not_compared() -> None:
+    # Its last training row is before the holdout, but that row's target was realized on the
+    # holdout's first date: the champion has seen a price the holdout scores it on.
+    tags = {Tag.TRAIN_END: "2023-12-29", Tag.LABEL_END: "2024-01-02"}
+    note = champion_mismatch("4", tags, RunConfig(), holdout_start="2024-01-02")
+    assert note is not None and "realized up to 2024-01-02, inside this holdout" in note
+    # One date earlier, and it may be compared.
+    tags[Tag.LABEL_END] = "2023-12-29"
+    assert champion_mismatch("4", tags, RunConfig(), holdout_start="2024-01-02") is None
+
+
+def test_a_champion_registered_without_a_label_end_is_judged_by_an_estimate_it_names() -> None:
+    tags = {Tag.TRAIN_END: "2023-12-29"}  # a Friday; the holdout starts the next Tuesday
+    assert champion_mismatch("2", tags, RunConfig(), holdout_start="2024-01-02") is None
+    two_days = RunConfig.from_yaml_text("horizon: 2")  # two weekdays on: the holdout's start
+    note = champion_mismatch("2", tags, two_days, holdout_start="2024-01-02")
+    assert note is not None and "realized up to 2024-01-02 (estimated: training rows up to " in note
+    assert "2023-12-29 plus 2 weekdays), inside this holdout" in note
+
+
+def test_the_label_end_counts_horizon_bars_in_the_datas_own_dates() -> None:
+    dates = ["2023-12-27", "2023-12-28", "2023-12-29", "2024-01-02", "2024-01-03"]
+    assert label_end(dates, "2023-12-28", 1) == "2023-12-29"
+    assert label_end(reversed(dates), "2023-12-28", 2) == "2024-01-02"  # the holiday is no bar
+    assert label_end(dates, "2023-12-28", 10) == "2024-01-03"  # the data ends first
+    assert label_end(dates, "2024-01-03", 1) == "2024-01-03"
 
 
 def test_min_improvement_override_replaces_the_configs_margin_only_when_given() -> None:

@@ -190,3 +190,27 @@ def test_credentials_in_the_settings_file_are_refused_without_showing_them(
     error = settings_file_error(monkeypatch, tmp_path, "s3_secret_access_key: topsecret\n")
     assert error.hint is not None and "KUBELINE_S3_SECRET_ACCESS_KEY" in error.hint
     assert "topsecret" not in str(error) + error.hint
+
+
+def test_a_relative_settings_file_is_the_same_file_for_a_child_started_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "k.yaml").write_text("model_name: from-relative-file\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KUBELINE_SETTINGS_FILE", "conf/k.yaml")
+    assert Settings().model_name == "from-relative-file"
+    # A step subprocess inherits the environment but not the working folder.
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from kubeline.settings import Settings; print(Settings().model_name)",
+        ],
+        cwd=tmp_path / "elsewhere",
+        capture_output=True,
+        text=True,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "from-relative-file"
