@@ -7,11 +7,12 @@ import sys
 
 
 def loaded_after(statement: str, modules: list[str]) -> list[str]:
-    code = f"import sys\n{statement}\nprint(','.join(m for m in {modules!r} if m in sys.modules))\n"
+    code = f"import sys\n{statement}\nprint('loaded:' + ','.join(m for m in {modules!r} if m in sys.modules))\n"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
-    return [m for m in done.stdout.strip().splitlines()[-1].split(",") if m]
+    last = done.stdout.strip().splitlines()[-1].removeprefix("loaded:")
+    return [m for m in last.split(",") if m]
 
 
 def test_the_serving_package_imports_nothing_heavy() -> None:
