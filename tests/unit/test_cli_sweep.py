@@ -18,6 +18,7 @@ COMMANDS: dict[str, list[str]] = {
     "validate": ["validate", "{data}"],
     "features": ["features", "--data", "{data}", "--out", "{tmp}/f.parquet"],
     "compile": ["compile", "--out", "{tmp}/specs"],
+    "predict": ["predict", "--data", "{data}", "--out", "{tmp}/p.parquet"],
     "run": ["run", "--data", "{data}"],
     "demo": ["demo"],
     "promote": ["promote", "--version", "1"],
@@ -147,6 +148,18 @@ BAD_PATHS = {
     ),
     "features: out under a file": (
         ["features", "--data", "{data}", "--out", "{file}/f.parquet"],
+        "{file} is a file, not a folder",
+    ),
+    "predict: missing data": (
+        ["predict", "--data", "{tmp}/missing", "--out", "{tmp}/p.parquet"],
+        "{tmp}/missing",
+    ),
+    "predict: out is a folder": (
+        ["predict", "--data", "{data}", "--out", "{tmp}"],
+        "is a folder, where a file is expected",
+    ),
+    "predict: out under a file": (
+        ["predict", "--data", "{data}", "--out", "{file}/p.parquet"],
         "{file} is a file, not a folder",
     ),
     "compile: out is a file": (["compile", "--out", "{file}"], "{file} is a file"),
