@@ -56,9 +56,12 @@ class Scored:
     seconds: float
     warnings: list[str] = field(default_factory=list)
 
-    def metadata(self) -> dict[str, Any]:
-        """JSON-able form for artifact metadata and ``--json`` output."""
-        return asdict(self)
+    def metadata(self, max_warnings: int = 50) -> dict[str, Any]:
+        """JSON-able form for artifact metadata and ``--json`` output (the first warnings)."""
+        out = asdict(self)
+        out["warnings"] = self.warnings[:max_warnings]
+        out["warnings_total"] = len(self.warnings)
+        return out
 
 
 def predictions_frame(

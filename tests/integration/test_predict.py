@@ -172,3 +172,33 @@ def test_score_reads_and_writes_s3(
         s3_server.bucket, "scoring/out/predictions.parquet", str(local)
     )
     assert pl.read_parquet(local).columns == OUTPUT_COLUMNS
+
+
+def test_the_compiled_batch_pipeline_runs_with_kfp_local(
+    scoring_env: Settings, long_csv: Path, market: pl.DataFrame
+) -> None:
+    from kubeline.runner import run_local
+
+    result = run_local(
+        {"data": str(long_csv), "data_version": "", "model_name": NAME, "version": ""},
+        scoring_env,
+        pipeline="batch_scoring",
+        runner="subprocess",
+    )
+    assert [e.step for e in result.steps if e.status == "SUCCESS"] == ["ingest", "predict"]
+    artifact = result.outputs["predictions"]
+    written = pl.read_parquet(artifact.path)
+    assert written.columns == OUTPUT_COLUMNS and written.height == 4 * 60
+    lineage = artifact.metadata
+    served = load_served(scoring_env)
+    assert (lineage["model_name"], lineage["model_version"]) == (NAME, "1")
+    assert lineage["mlflow_run_id"] == served.mlflow_run_id
+    assert lineage["pipeline_run_id"] == served.pipeline_run_id == "run-a"
+    assert lineage["data_hash"].startswith("sha256:") and lineage["incomplete_rows"] == 80
+    assert lineage["source"] == str(long_csv)
+    complete, expected = expected_predictions(market, scoring_env)
+    joined = written.join(
+        complete.select("ticker", "date").with_columns(expected=pl.Series(expected)),
+        on=["ticker", "date"],
+    )
+    np.testing.assert_array_equal(joined["prediction"].to_numpy(), joined["expected"].to_numpy())
