@@ -248,17 +248,22 @@ class InferenceLog:
         parse or a feature is named like a log column: a caller's bug, shown at once rather
         than a batch that could never be written.
         """
-        chunk = _chunk(
+        names, values, predicted, ticker_values, days = _arrays(
+            request_id, features, predictions, tickers, dates
+        )
+        chunk = _Chunk(
             at_ms=int(self._clock() * 1000),
+            queued_at=time.monotonic(),
             request_id=request_id,
             endpoint=endpoint,
             model_name=model_name,
             model_version=model_version,
             pipeline_run_id=pipeline_run_id,
-            features=features,
-            predictions=predictions,
-            tickers=tickers,
-            dates=dates,
+            feature_names=names,
+            values=values,
+            predictions=predicted,
+            tickers=ticker_values,
+            dates=days,
         )
         if chunk.rows == 0:
             return
@@ -434,19 +439,16 @@ class InferenceLog:
             self._last_drop_log = now
 
 
-def _chunk(
-    *,
-    at_ms: int,
+def _arrays(
     request_id: str,
-    endpoint: str,
-    model_name: str,
-    model_version: str,
-    pipeline_run_id: str | None,
     features: pd.DataFrame,
     predictions: Sequence[float],
     tickers: Sequence[str] | None,
     dates: Sequence[str] | None,
-) -> _Chunk:
+) -> tuple[
+    tuple[str, ...], np.ndarray, np.ndarray, tuple[str | None, ...] | None, np.ndarray | None
+]:
+    """A request's rows as arrays: feature names, values, predictions, tickers, dates."""
     names = tuple(str(c) for c in features.columns)
     clash = sorted(set(names) & set(RESERVED))
     if clash:
@@ -461,9 +463,8 @@ def _chunk(
         days = None if dates is None else np.array(dates, dtype="datetime64[D]")
     except (TypeError, ValueError) as exc:
         raise DataError(f"request {request_id} cannot be logged: {exc}") from None
-    rows = len(values)
     lengths = {
-        "features": rows,
+        "features": len(values),
         "predictions": len(predicted),
         **({"tickers": len(tickers)} if tickers is not None else {}),
         **({"dates": len(days)} if days is not None else {}),
@@ -471,20 +472,7 @@ def _chunk(
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
         raise DataError(f"request {request_id} has rows of different lengths: {shown}")
-    return _Chunk(
-        at_ms=at_ms,
-        queued_at=time.monotonic(),
-        request_id=request_id,
-        endpoint=endpoint,
-        model_name=model_name,
-        model_version=model_version,
-        pipeline_run_id=pipeline_run_id,
-        feature_names=names,
-        values=values,
-        predictions=predicted,
-        tickers=None if tickers is None else tuple(tickers),
-        dates=days,
-    )
+    return names, values, predicted, None if tickers is None else tuple(tickers), days
 
 
 def _file_key(day: str, at_ms: int) -> str:
