@@ -254,11 +254,11 @@ class InferenceLog:
         chunk = _Chunk(
             at_ms=int(self._clock() * 1000),
             queued_at=time.monotonic(),
-            request_id=request_id,
-            endpoint=endpoint,
-            model_name=model_name,
-            model_version=model_version,
-            pipeline_run_id=pipeline_run_id,
+            request_id=str(request_id),
+            endpoint=str(endpoint),
+            model_name=str(model_name),
+            model_version=str(model_version),
+            pipeline_run_id=None if pipeline_run_id is None else str(pipeline_run_id),
             feature_names=names,
             values=values,
             predictions=predicted,
@@ -387,9 +387,16 @@ class InferenceLog:
         failed: list[_Chunk] = []
         written = files = 0
         error: str | None = None
+        unencodable = 0
         for (day, _), chunks in groups.items():
             try:
-                self._store.put(_file_key(day, chunks[0].at_ms), _parquet(chunks))
+                payload = _parquet(chunks)
+            except Exception as exc:  # rows that can never be written: not retried forever
+                unencodable += sum(c.rows for c in chunks)
+                log.error("inference log: %d rows cannot be encoded, dropped: %s", unencodable, exc)
+                continue
+            try:
+                self._store.put(_file_key(day, chunks[0].at_ms), payload)
             except Exception as exc:  # any store failure: keep the rows, retry later
                 failed += chunks
                 error = f"{type(exc).__name__}: {exc}"
@@ -398,6 +405,8 @@ class InferenceLog:
                 files += 1
         with self._cond:
             self._inflight_rows = 0
+            self._dropped_rows += unencodable
+            self._dropped_logged += unencodable  # logged just above, with the reason
             self._written_rows += written
             self._written_files += files
             if failed:
@@ -450,12 +459,12 @@ def _arrays(
 ]:
     """A request's rows as arrays: feature names, values, predictions, tickers, dates."""
     names = tuple(str(c) for c in features.columns)
-    clash = sorted(set(names) & set(RESERVED))
+    clash = sorted((set(names) & set(RESERVED)) | {n for n in names if names.count(n) > 1})
     if clash:
         raise DataError(
-            f"feature(s) {', '.join(clash)} of request {request_id} are named like inference-log "
-            "columns",
-            hint=f"rename them: {', '.join(RESERVED)} are the log's own columns",
+            f"feature(s) {', '.join(clash)} of request {request_id} are named twice or like "
+            "inference-log columns",
+            hint=f"give each feature its own name; {', '.join(RESERVED)} are the log's columns",
         )
     try:
         values = features.to_numpy(dtype=np.float64, copy=True)
@@ -472,7 +481,10 @@ def _arrays(
     if len(set(lengths.values())) > 1:
         shown = ", ".join(f"{k} {v}" for k, v in lengths.items())
         raise DataError(f"request {request_id} has rows of different lengths: {shown}")
-    return names, values, predicted, None if tickers is None else tuple(tickers), days
+    shown_tickers = (
+        None if tickers is None else tuple(None if x is None else str(x) for x in tickers)
+    )
+    return names, values, predicted, shown_tickers, days
 
 
 def _file_key(day: str, at_ms: int) -> str:

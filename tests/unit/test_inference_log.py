@@ -244,6 +244,16 @@ def test_record_refuses_rows_of_different_lengths_and_clashing_names(make_log) -
         )
     with pytest.raises(DataError, match="prediction"):
         send(log, "y", names=["prediction"])
+    with pytest.raises(DataError, match="ret_1 of request twice are named twice"):
+        log.record(
+            request_id="twice",
+            endpoint="predict",
+            model_name="m",
+            model_version="1",
+            pipeline_run_id=None,
+            features=pd.DataFrame([[1.0, 2.0]], columns=["ret_1", "ret_1"]),
+            predictions=[1.0],
+        )
     with pytest.raises(DataError, match="cannot be logged"):
         send(log, "z", dates=["yesterday"])
     assert log.stats().queued_rows == 0
