@@ -40,15 +40,15 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_CLUSTER_CONFIG_MAP": ["Not_A_Name"],
     "KUBELINE_CLUSTER_S3_SECRET": ["-bad-"],
     "KUBELINE_RUNNER": ["kubernetes"],
-    "KUBELINE_CONTAINER_USER": ["root"],
-    "KUBELINE_KEEP_RUNS": ["0", "many"],
-    "KUBELINE_S3_ENDPOINT_URL": ["localhost:9000", "http://"],
-    "KUBELINE_S3_REGION": ["  "],
     "KUBELINE_INFERENCE_LOG_ENABLED": ["maybe"],
     "KUBELINE_INFERENCE_LOG_LOCATION": ["ftp://host/log"],
     "KUBELINE_INFERENCE_LOG_BATCH_ROWS": ["0", "many"],
     "KUBELINE_INFERENCE_LOG_FLUSH_SECONDS": ["0"],
     "KUBELINE_INFERENCE_LOG_MAX_BUFFERED_ROWS": ["-1"],
+    "KUBELINE_CONTAINER_USER": ["root"],
+    "KUBELINE_KEEP_RUNS": ["0", "many"],
+    "KUBELINE_S3_ENDPOINT_URL": ["localhost:9000", "http://"],
+    "KUBELINE_S3_REGION": ["  "],
 }
 # Free text or credentials: no value is invalid.
 ANY_VALUE = {"git_revision", "s3_access_key_id", "s3_secret_access_key"}
