@@ -177,6 +177,24 @@ def fingerprint(location: str | os.PathLike[str], settings: Settings | None = No
     return digest.hexdigest()[:16]
 
 
+def refuse_writing_into_the_input(
+    data: str | os.PathLike[str], out: str | os.PathLike[str], what: str = "the output"
+) -> None:
+    """The output must not replace the raw data it is computed from (or land among it)."""
+
+    def where(location: str | os.PathLike[str]) -> str:
+        text = str(location)
+        return text.rstrip("/") if is_s3(text) else str(Path(text).resolve())
+
+    source, target = where(data), where(out)
+    if target == source or target.startswith(source.rstrip("/") + "/"):
+        raise StorageError(
+            f"the output {out} would replace or sit inside the input data {data}; nothing "
+            "was written",
+            hint=f"write {what} somewhere outside the raw data",
+        )
+
+
 MANIFEST = ".kubeline-output.json"
 
 

@@ -179,11 +179,12 @@ def score(
     from kubeline.data.ingest import ingest
     from kubeline.errors import StorageError
     from kubeline.settings import get_settings
-    from kubeline.storage import check_file_target, is_s3, split_s3
+    from kubeline.storage import check_file_target, is_s3, refuse_writing_into_the_input, split_s3
 
     started = time.perf_counter()
     settings = settings or get_settings()
     # Wrong places fail before the registry is asked for anything.
+    refuse_writing_into_the_input(data, out, what="the predictions")
     if not is_s3(out):
         check_file_target(out, "--out")
     if is_s3(data):

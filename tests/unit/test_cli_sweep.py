@@ -158,6 +158,10 @@ BAD_PATHS = {
         ["predict", "--data", "{data}", "--out", "{tmp}"],
         "is a folder, where a file is expected",
     ),
+    "predict: out inside the data": (
+        ["predict", "--data", "{data}", "--out", "{data}/p.csv"],
+        "would replace or sit inside the input data",
+    ),
     "predict: out under a file": (
         ["predict", "--data", "{data}", "--out", "{file}/p.parquet"],
         "{file} is a file, not a folder",
