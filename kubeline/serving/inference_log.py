@@ -31,9 +31,11 @@ prediction         float64                   the model's output
 Model versions with different feature lists are written to different files (each file's schema
 is one feature set); ``read_log`` returns their union, NaN where a file lacks a feature.
 
-The partition key and the bar's date share the name ``date``: a reader that infers hive
-partitions (pyarrow datasets, ``polars.scan_parquet(hive_partitioning=True)``) must be told not
-to, or the partition value can hide the column. ``read_log`` reads each file as it is.
+The partition key and the bar's date share the name ``date`` (the layout asked for). Measured
+with pyarrow 25 and polars 2.1: ``polars.scan_parquet(..., hive_partitioning=True)`` silently
+replaces the bar's date by the partition's day, and ``pyarrow.dataset(..., partitioning="hive")``
+fails on the two types; both read the files' own column when partitions are not inferred (their
+defaults for a glob or a folder). ``read_log`` reads each file as it is.
 
 Guarantees:
 
