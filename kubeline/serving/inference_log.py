@@ -309,7 +309,7 @@ class InferenceLog:
                 lambda: self._pending_rows + self._inflight_rows == 0, timeout
             )
 
-    def close(self, timeout: float = 10.0) -> LogStats:
+    def close(self, timeout: float = 10.0) -> None:
         """Write everything left and stop the thread; rows unwritten after ``timeout`` are dropped.
 
         Idempotent. Wire it to the service's shutdown (SIGTERM).
@@ -323,7 +323,6 @@ class InferenceLog:
         self._thread.join(timeout + S3_TIMEOUT_SECONDS + 1)
         if self._thread.is_alive():
             log.warning("inference log: the writer did not stop within %.1f s", timeout)
-        return self.stats()
 
     # The flusher thread -------------------------------------------------------------------
 
