@@ -94,13 +94,7 @@ def predictions_frame(
     # training also needs, is not needed to predict.
     checked = validate(raw, min_rows=plan.required_history)
     checked.raise_for_errors()
-    clean = checked.clean
-    if clean.is_empty():
-        raise DataError(
-            f"no ticker has the {plan.required_history} bars the features of {served.name} "
-            f"version {served.version} need",
-            hint="score a longer history",
-        )
+    clean = checked.clean  # validation refuses data where no ticker is long enough
     table = feature_engine.build_lazy(clean, plan, card.target, card.horizon).collect(
         engine="in-memory"
     )
