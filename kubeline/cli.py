@@ -278,8 +278,8 @@ def predict(
     )
     if result.incomplete_rows:
         console.print(
-            f"{result.incomplete_rows:,} rows not scored: their features need more history "
-            "(each ticker's first bars)",
+            f"{result.incomplete_rows:,} rows not scored: a feature is unknown there (each "
+            "ticker's first bars, which the feature windows need as history)",
             highlight=False,
         )
     if result.dropped_tickers:

@@ -41,7 +41,7 @@ class Scored:
 
     out: str
     rows: int  # predictions written
-    incomplete_rows: int  # bars not scored: some feature needs more history than they have
+    incomplete_rows: int  # bars not scored: a feature is unknown (mostly the windows' warm-up)
     tickers: int  # tickers with at least one prediction
     dropped_tickers: list[str]  # too short for the feature windows: nothing scored
     first_date: str | None

@@ -143,7 +143,7 @@ def test_the_predict_command_scores_and_reports_what_it_left_out(
     done = cli("predict", "--data", long_csv, "--out", out)
     assert done.exit_code == 0, done.output
     assert f"by {NAME} version 1" in done.flat
-    assert "80 rows not scored: their features need more history" in done.flat
+    assert "80 rows not scored: a feature is unknown there" in done.flat
     assert pl.read_parquet(out).height == 4 * 60
     pinned = cli("predict", "--data", long_csv, "--out", out, "--version", "2", "--json")
     assert pinned.exit_code == 0 and '"model_version": "2"' in pinned.stdout
