@@ -561,32 +561,26 @@ class _LocalStore:
 
 class _S3Store:
     def __init__(self, uri: str, settings: Settings | None, *, writer: bool) -> None:
-        from kubeline.storage import split_s3
+        from kubeline.storage import s3_client, split_s3
 
         self.uri = uri.rstrip("/")
         self.bucket, prefix = split_s3(self.uri)
         self.prefix = prefix.strip("/")
         self.settings = settings
-        self.writer = writer
-        self._client: Any = None
-
-    def client(self) -> Any:
-        if self._client is None:  # made on first use, in the thread that uses it
-            from kubeline.storage import s3_client
-
-            # The writer tries once per write and never hangs: the flusher has its own
-            # retries and close() a deadline. A reader uses boto3's retries.
-            if self.writer:
-                self._client = s3_client(self.settings, attempts=1, timeout=S3_TIMEOUT_SECONDS)
-            else:
-                self._client = s3_client(self.settings)
-        return self._client
+        # Made here, in the constructing thread: boto3's default session is not safe to make
+        # clients from in two threads at once (the flusher and a request thread could).
+        # The writer tries once per write and never hangs: the flusher has its own retries and
+        # close() a deadline. A reader uses boto3's retries.
+        if writer:
+            self._client = s3_client(settings, attempts=1, timeout=S3_TIMEOUT_SECONDS)
+        else:
+            self._client = s3_client(settings)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, key: str, payload: bytes) -> None:
-        self.client().put_object(Bucket=self.bucket, Key=self._key(key), Body=payload)
+        self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=payload)
 
     def keys(self) -> list[str]:
         from kubeline.storage import list_s3
@@ -597,7 +591,7 @@ class _S3Store:
         )
 
     def get(self, key: str) -> bytes:
-        body = self.client().get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        body = self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
         return bytes(body.read())
 
 
