@@ -256,6 +256,52 @@ def features(
     _print_warnings(summary.warnings)
 
 
+@app.command()
+def predict(
+    data: Annotated[
+        str,
+        typer.Option("--data", help="Local path or s3:// prefix of raw files (any ingest layout)."),
+    ],
+    out: Annotated[
+        str, typer.Option("--out", help="File for the predictions: .parquet or .csv, or s3://.")
+    ],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Model version (default: the champion).")
+    ] = None,
+    model: ModelOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Score a whole data set with the champion (or --version), through training's feature code."""
+    from kubeline.steps.predict import score
+
+    with err_console.status("scoring"):
+        result = score(
+            data, out, model_name=model or "", version=version or "", settings=_settings()
+        )
+    if as_json:
+        print(json.dumps(result.metadata(), indent=2))
+        return
+    _print_warnings(result.warnings)
+    console.print(
+        f"wrote {result.rows:,} predictions for {result.tickers} tickers "
+        f"({result.first_date} to {result.last_date}) by {escape(result.model_name)} version "
+        f"{result.model_version} to [bold]{escape(out)}[/]",
+        highlight=False,
+    )
+    if result.incomplete_rows:
+        console.print(
+            f"{result.incomplete_rows:,} rows not scored: a feature is unknown there (each "
+            "ticker's first bars, which the feature windows need as history)",
+            highlight=False,
+        )
+    if result.dropped_tickers:
+        console.print(
+            f"{len(result.dropped_tickers)} tickers not scored, too short for the feature "
+            f"windows: {escape(', '.join(result.dropped_tickers))}",
+            highlight=False,
+        )
+
+
 @app.command("compile")
 def compile_(
     out: Annotated[

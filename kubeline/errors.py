@@ -89,6 +89,10 @@ class RegistryError(KubelineError):
     """The MLflow tracking server or model registry refused or failed an operation."""
 
 
+class ModelNotFoundError(RegistryError):
+    """The registered model, version or alias asked for does not exist."""
+
+
 class PipelineError(KubelineError):
     """A pipeline run failed, or could not be compiled or started.
 

@@ -49,6 +49,11 @@ URI_RULES: dict[str, tuple[tuple[str, ...], bool, str]] = {
         True,
         f"use a local folder or one of {', '.join(ARTIFACT_SCHEMES)}",
     ),
+    "inference_log_location": (
+        ("s3", "file"),
+        True,
+        "use a local folder or s3://BUCKET/prefix",
+    ),
     "s3_endpoint_url": (
         ("http", "https"),
         False,
@@ -159,6 +164,28 @@ class Settings(BaseSettings):
     )
     kfp_poll_seconds: float = Field(
         5.0, gt=0, description="How often `kubeline submit --wait` asks KFP for the run's state."
+    )
+    # The inference log (kubeline.serving.inference_log): what the service predicted.
+    inference_log_enabled: bool = Field(
+        True, description="Record every served prediction in the inference log."
+    )
+    inference_log_location: str | None = Field(
+        None,
+        description="Where the inference log's Parquet files go: a local folder or "
+        "s3://bucket/prefix; default: inference-log under the artifact location, else under "
+        "the state folder.",
+    )
+    inference_log_batch_rows: int = Field(
+        1000, ge=1, description="Rows that make the inference log write a file."
+    )
+    inference_log_flush_seconds: float = Field(
+        10.0, gt=0, description="Seconds a row may wait before the inference log writes it."
+    )
+    inference_log_max_buffered_rows: int = Field(
+        100_000,
+        ge=1,
+        description="Rows the inference log holds while its store is unreachable; rows beyond "
+        "are dropped and counted.",
     )
 
     @field_validator("state_dir")

@@ -48,8 +48,14 @@ def split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def s3_client(settings: Settings | None = None) -> Any:
-    """A boto3 S3 client for the configured endpoint (path-style, as MinIO/SeaweedFS need)."""
+def s3_client(
+    settings: Settings | None = None, *, attempts: int = 3, timeout: float | None = None
+) -> Any:
+    """A boto3 S3 client for the configured endpoint (path-style, as MinIO/SeaweedFS need).
+
+    ``attempts`` and ``timeout`` (connect and read, seconds; default boto3's 60) are for callers
+    that retry on their own schedule and must not hang on an unreachable store.
+    """
     import boto3
     from botocore.config import Config
 
@@ -57,10 +63,9 @@ def s3_client(settings: Settings | None = None) -> Any:
         from kubeline.settings import get_settings
 
         settings = get_settings()
-    kwargs: dict[str, Any] = {
-        "region_name": settings.s3_region,
-        "config": Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-    }
+    waits = {} if timeout is None else {"connect_timeout": timeout, "read_timeout": timeout}
+    config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": attempts}, **waits)
+    kwargs: dict[str, Any] = {"region_name": settings.s3_region, "config": config}
     if settings.s3_endpoint_url:
         kwargs["endpoint_url"] = settings.s3_endpoint_url
     if settings.s3_access_key_id and settings.s3_secret_access_key:
@@ -170,6 +175,24 @@ def fingerprint(location: str | os.PathLike[str], settings: Settings | None = No
                 f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
             )
     return digest.hexdigest()[:16]
+
+
+def refuse_writing_into_the_input(
+    data: str | os.PathLike[str], out: str | os.PathLike[str], what: str = "the output"
+) -> None:
+    """The output must not replace the raw data it is computed from (or land among it)."""
+
+    def where(location: str | os.PathLike[str]) -> str:
+        text = str(location)
+        return text.rstrip("/") if is_s3(text) else str(Path(text).resolve())
+
+    source, target = where(data), where(out)
+    if target == source or target.startswith(source.rstrip("/") + "/"):
+        raise StorageError(
+            f"the output {out} would replace or sit inside the input data {data}; nothing "
+            "was written",
+            hint=f"write {what} somewhere outside the raw data",
+        )
 
 
 MANIFEST = ".kubeline-output.json"

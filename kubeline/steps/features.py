@@ -105,23 +105,6 @@ class PrepareSummary:
         return out
 
 
-def _refuse_writing_into_the_input(data: str | Path, out: str | Path) -> None:
-    """The output must not replace the raw data it is computed from (or land among it)."""
-    from kubeline.errors import StorageError
-
-    def where(location: str | Path) -> str:
-        text = str(location)
-        return text.rstrip("/") if text.startswith("s3://") else str(Path(text).resolve())
-
-    source, target = where(data), where(out)
-    if target == source or target.startswith(source.rstrip("/") + "/"):
-        raise StorageError(
-            f"the output {out} would replace or sit inside the input data {data}; nothing "
-            "was written",
-            hint="write the features somewhere outside the raw data",
-        )
-
-
 def prepare(
     data: str | Path,
     out: str | Path,
@@ -138,7 +121,7 @@ def prepare(
     (files named for other tickers are not even read). ``on_progress(files_done, files_total)``
     is called after each batch; ``hash_content`` also hashes the clean data.
     """
-    _refuse_writing_into_the_input(data, out)
+    storage.refuse_writing_into_the_input(data, out, what="the features")
     cfg = run_config(config_text)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="kubeline-prepare-") as workdir:

@@ -18,6 +18,7 @@ COMMANDS: dict[str, list[str]] = {
     "validate": ["validate", "{data}"],
     "features": ["features", "--data", "{data}", "--out", "{tmp}/f.parquet"],
     "compile": ["compile", "--out", "{tmp}/specs"],
+    "predict": ["predict", "--data", "{data}", "--out", "{tmp}/p.parquet"],
     "run": ["run", "--data", "{data}"],
     "demo": ["demo"],
     "promote": ["promote", "--version", "1"],
@@ -42,6 +43,11 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_CLUSTER_CONFIG_MAP": ["Not_A_Name"],
     "KUBELINE_CLUSTER_S3_SECRET": ["-bad-"],
     "KUBELINE_RUNNER": ["kubernetes"],
+    "KUBELINE_INFERENCE_LOG_ENABLED": ["maybe"],
+    "KUBELINE_INFERENCE_LOG_LOCATION": ["ftp://host/log"],
+    "KUBELINE_INFERENCE_LOG_BATCH_ROWS": ["0", "many"],
+    "KUBELINE_INFERENCE_LOG_FLUSH_SECONDS": ["0"],
+    "KUBELINE_INFERENCE_LOG_MAX_BUFFERED_ROWS": ["-1"],
     "KUBELINE_CONTAINER_USER": ["root"],
     "KUBELINE_KEEP_RUNS": ["0", "many"],
     "KUBELINE_S3_ENDPOINT_URL": ["localhost:9000", "http://"],
@@ -156,6 +162,22 @@ BAD_PATHS = {
     ),
     "features: out under a file": (
         ["features", "--data", "{data}", "--out", "{file}/f.parquet"],
+        "{file} is a file, not a folder",
+    ),
+    "predict: missing data": (
+        ["predict", "--data", "{tmp}/missing", "--out", "{tmp}/p.parquet"],
+        "{tmp}/missing",
+    ),
+    "predict: out is a folder": (
+        ["predict", "--data", "{data}", "--out", "{tmp}"],
+        "is a folder, where a file is expected",
+    ),
+    "predict: out inside the data": (
+        ["predict", "--data", "{data}", "--out", "{data}/p.csv"],
+        "would replace or sit inside the input data",
+    ),
+    "predict: out under a file": (
+        ["predict", "--data", "{data}", "--out", "{file}/p.parquet"],
         "{file} is a file, not a folder",
     ),
     "compile: out is a file": (["compile", "--out", "{file}"], "{file} is a file"),

@@ -12,7 +12,7 @@ from kubeline.runner import compile_pipelines, compiled_dir, stale_specs
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("compiled")
-    (path,) = compile_pipelines(out)
+    path = {p.stem: p for p in compile_pipelines(out)}["training"]
     committed = compiled_dir() / path.name
     assert committed.exists(), "pipelines/compiled/training.yaml is missing: run `kubeline compile`"
     assert committed.read_text() == path.read_text(), "stale spec: run `kubeline compile`"
@@ -73,8 +73,11 @@ def test_stale_check_ignores_the_callers_image_setting(monkeypatch: pytest.Monke
 
 
 def test_stale_check_notices_a_changed_spec(tmp_path: Path) -> None:
-    (tmp_path / "training.yaml").write_text("# edited by hand\n")
-    assert stale_specs(tmp_path) == ["training.yaml"]
+    for name in ("training.yaml", "batch_scoring.yaml"):
+        (tmp_path / name).write_text("# edited by hand\n")
+    assert stale_specs(tmp_path) == ["training.yaml", "batch_scoring.yaml"]
+    (tmp_path / "batch_scoring.yaml").unlink()  # a missing spec is stale too
+    assert stale_specs(tmp_path) == ["training.yaml", "batch_scoring.yaml"]
 
 
 def test_tasks_read_settings_and_s3_secret_from_the_cluster_both_optional(spec: dict) -> None:
@@ -173,10 +176,10 @@ def test_a_spec_for_another_image_is_compiled_in_this_process(tmp_path: Path) ->
     from kubeline.pipelines.cluster import Platform
 
     platform = dataclasses.replace(Platform.defaults(), image="localhost/kubeline-pipeline:x")
-    (path,) = compile_pipelines(tmp_path, platform)
-    pipeline, _ = yaml.safe_load_all(path.read_text())
-    images = {e["container"]["image"] for e in pipeline["deploymentSpec"]["executors"].values()}
-    assert images == {"localhost/kubeline-pipeline:x"}
+    for path in compile_pipelines(tmp_path, platform):
+        pipeline, _ = yaml.safe_load_all(path.read_text())
+        executors = pipeline["deploymentSpec"]["executors"].values()
+        assert {e["container"]["image"] for e in executors} == {"localhost/kubeline-pipeline:x"}
     assert stale_specs(compiled_dir()) == []  # the committed default is untouched
 
 
