@@ -85,6 +85,15 @@ def merge(base: dict[str, Any], *overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def merged_values(
+    values: dict[str, Any] | None = None, chart: Path | None = None
+) -> dict[str, Any]:
+    """The values a release would use: the chart's defaults with ``values`` over them (as Helm)."""
+    loaded = _helm().Chart.load(str(_check_chart(chart or chart_dir())))
+    merged: dict[str, Any] = loaded.merge_values(values or {})
+    return merged
+
+
 def render_files(
     values: dict[str, Any] | None = None,
     *,

@@ -26,6 +26,7 @@ COMMANDS: dict[str, list[str]] = {
     "config": ["config"],
     "data generate": ["data", "generate", "--out", "{tmp}/gen", "--tickers", "2"],
     "images build": ["images", "build"],
+    "chart render": ["chart", "render", "--out", "{tmp}/manifests"],
 }
 
 # One invalid value per setting that can be invalid; {file} is an existing plain file.
@@ -169,6 +170,12 @@ BAD_PATHS = {
         ["images", "build", "--wheelhouse", "{file}"],
         "",
     ),
+    "chart render: out is a file": (["chart", "render", "--out", "{file}"], "{file}"),
+    "chart render: out holds the user's files": (
+        ["chart", "render", "--out", "{data}"],
+        "already holds files kubeline did not write (AAA.csv)",
+    ),
+    "chart render: no chart there": (["chart", "render", "--chart", "{tmp}"], "no Helm chart"),
 }
 
 

@@ -194,3 +194,26 @@ affinity:
 {{- fail "kfpLauncher.enabled: KFP needs an S3 endpoint; enable s3 or set settings.s3EndpointUrl" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* checkov skips, as the annotations checkov reads (comments do not survive rendering): one per
+     check a resource cannot meet, each with its reason. Images by tag are a choice of values;
+     a digest removes that skip.
+     fromYaml (include "kubeline.checkovSkips" (dict "images" (list .Values.x.image) "skips" (list "CKV_K8S_35=why"))) */}}
+{{- define "kubeline.checkovSkips" -}}
+{{- $skips := .skips | default list -}}
+{{- $byTag := false -}}
+{{- $notAlways := false -}}
+{{- range .images -}}
+{{- if not .digest }}{{ $byTag = true }}{{ end -}}
+{{- if ne .pullPolicy "Always" }}{{ $notAlways = true }}{{ end -}}
+{{- end -}}
+{{- if $byTag -}}
+{{- $skips = append $skips "CKV_K8S_43=images by tag from values (never latest); set image.digest to pin one" -}}
+{{- end -}}
+{{- if $notAlways -}}
+{{- $skips = append $skips "CKV_K8S_15=pullPolicy is a value: IfNotPresent with a fixed tag or digest, Never on kind where images are loaded, not pulled" -}}
+{{- end -}}
+{{- range $i, $skip := $skips }}
+checkov.io/skip{{ add1 $i }}: {{ $skip | quote }}
+{{- end -}}
+{{- end -}}
