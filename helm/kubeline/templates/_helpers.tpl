@@ -157,16 +157,17 @@ affinity:
 {{- end -}}
 
 {{/* The MLflow server's allowed Host headers: the Service's DNS forms, with and without port,
-     localhost for port-forwarding, the ingress host and any extra. */}}
+     localhost on any port (kubectl port-forward), the ingress host and any extra. */}}
 {{- define "kubeline.mlflowAllowedHosts" -}}
 {{- $svc := include "kubeline.component" (dict "root" . "component" "mlflow") -}}
 {{- $ns := .Release.Namespace -}}
 {{- $port := int .Values.mlflow.service.port -}}
 {{- $hosts := list -}}
-{{- range (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.clusterDomain) "localhost" "127.0.0.1") -}}
+{{- range (list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.%s" $svc $ns .Values.clusterDomain)) -}}
 {{- $hosts = append $hosts . -}}
 {{- $hosts = append $hosts (printf "%s:%d" . $port) -}}
 {{- end -}}
+{{- $hosts = concat $hosts (list "localhost" "localhost:*" "127.0.0.1" "127.0.0.1:*") -}}
 {{- if .Values.mlflow.ingress.enabled -}}
 {{- $hosts = append $hosts .Values.mlflow.ingress.host -}}
 {{- end -}}
