@@ -86,7 +86,14 @@ def test_each_profile_renders_the_kinds_it_is_for(rendered: dict[str, list[dict]
         "Pod",
     }
     # production: the bucket Job creates the bucket in the external S3 too.
-    assert kinds("production") == core | {"Service", "Deployment", "Ingress", "Job", "Pod"}
+    assert kinds("production") == core | {
+        "Service",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Ingress",
+        "Job",
+        "Pod",
+    }
     assert kinds("minimal") == core
     # kind: the kfp-launcher ConfigMap, and the settings where KFP runs its pods.
     launcher = [d for d in rendered["kind"] if d["metadata"]["name"] == "kfp-launcher"]
@@ -565,3 +572,21 @@ def test_mlflow_migrates_first_and_keeps_the_database_password_off_its_command_l
     assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "kubeline-postgres"
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert server[probe]["httpGet"]["path"] == "/health"
+
+
+# --- kubeline chart render -------------------------------------------------------------------
+
+
+def test_chart_render_writes_manifests_and_check_names_what_is_stale(
+    cli: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "manifests"
+    done = cli("chart", "render", "--out", out)
+    assert done.exit_code == 0, done.output
+    assert (out / "base" / "kustomization.yaml").is_file()
+    assert (out / "overlays" / "kind" / "kustomization.yaml").is_file()
+    assert cli("chart", "render", "--out", out, "--check").exit_code == 0
+    (out / "base" / "deployment-kubeline-mlflow.yaml").write_text("# edited\n")
+    stale = cli("chart", "render", "--out", out, "--check")
+    assert stale.exit_code == 2 and "base/deployment-kubeline-mlflow.yaml" in stale.flat
+    assert "kubeline chart render" in stale.flat
