@@ -590,3 +590,47 @@ def test_chart_render_writes_manifests_and_check_names_what_is_stale(
     stale = cli("chart", "render", "--out", out, "--check")
     assert stale.exit_code == 2 and "base/deployment-kubeline-mlflow.yaml" in stale.flat
     assert "kubeline chart render" in stale.flat
+
+
+# --- kfp-launcher ----------------------------------------------------------------------------
+
+# The fields KFP's launcher reads from `providers` (kubeflow/pipelines,
+# backend/src/v2/config/env.go BucketProviders and s3.go S3ProviderDefault/S3SecretRef).
+KFP_S3_DEFAULT_FIELDS = {
+    "endpoint",
+    "credentials",
+    "region",
+    "disableSSL",
+    "forcePathStyle",
+    "maxRetries",
+}
+KFP_SECRET_REF_FIELDS = {"secretName", "accessKeyKey", "secretKeyKey"}
+
+
+@pytest.mark.parametrize("profile", ["kind", "production"])
+def test_kfp_launcher_points_kfp_at_the_same_bucket_with_a_secret_it_can_read(
+    rendered: dict[str, list[dict]], profile: str
+) -> None:
+    docs = rendered[profile]
+    launcher = next(d for d in docs if d["metadata"]["name"] == "kfp-launcher")
+    namespace = launcher["metadata"]["namespace"]
+    providers = yaml.safe_load(launcher["data"]["providers"])
+    assert set(providers) == {"s3"} and set(providers["s3"]) == {"default"}
+    default = providers["s3"]["default"]
+    assert set(default) <= KFP_S3_DEFAULT_FIELDS
+    assert "://" not in default["endpoint"]  # KFP wants host[:port]; disableSSL says the scheme
+    ref = default["credentials"]["secretRef"]
+    assert default["credentials"]["fromEnv"] is False and set(ref) == KFP_SECRET_REF_FIELDS
+    values = chart.merged_values(values_of(profile))
+    bucket = values["s3"]["bucket"]
+    assert launcher["data"]["defaultPipelineRoot"] == f"s3://{bucket}/pipelines"
+    # The launcher reads the Secret in its own namespace: the chart writes it there, or it is
+    # the user's existing one.
+    secrets = {
+        (d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Secret"
+    }
+    if values["s3"]["auth"]["existingSecret"]:
+        assert ref["secretName"] == values["s3"]["auth"]["existingSecret"]
+    else:
+        assert (namespace, ref["secretName"]) in secrets
+    assert (ref["accessKeyKey"], ref["secretKeyKey"]) == tuple(SECRET_KEYS)
