@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 venv: $(STAMP)
 
 # uv installs the locked set in seconds; it is itself pinned by hash in requirements/bootstrap.txt.
-$(STAMP): requirements/dev.txt requirements/bootstrap.txt pyproject.toml
+$(STAMP): requirements/dev.txt requirements/checkov.txt requirements/bootstrap.txt pyproject.toml
 	@# A venv made without ensurepip (Debian without python3-venv) has no pip: start over.
 	@$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); \
 	  $(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run" \
@@ -24,6 +24,9 @@ $(STAMP): requirements/dev.txt requirements/bootstrap.txt pyproject.toml
 	# would otherwise recompile mlflow and scikit-learn from source (12.5 s -> 4.9 s per import).
 	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python requirements/dev.txt
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@# checkov (the chart's scanner) pins a boto3 the dev lock cannot hold: a venv of its own.
+	$(BIN)/uv venv -q --allow-existing --python $(BIN)/python $(VENV)/tools/checkov
+	$(BIN)/uv pip sync -q --python $(VENV)/tools/checkov/bin/python requirements/checkov.txt
 	touch $(STAMP)
 
 demo: venv
@@ -70,6 +73,8 @@ lock: venv
 	  --generate-hashes --python-version 3.11 --no-header -q -o requirements/dev.txt
 	$(BIN)/uv pip compile pyproject.toml --constraint requirements/dev.txt \
 	  --generate-hashes --python-version 3.11 --no-header -q -o requirements/pipeline.txt
+	$(BIN)/uv pip compile requirements/checkov.in \
+	  --generate-hashes --python-version 3.11 --no-header -q -o requirements/checkov.txt
 
 # The venv and build files; the state folder (.kubeline: the local registry) is kept.
 clean:

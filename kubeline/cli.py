@@ -90,6 +90,8 @@ data_app = _typer("Make and inspect data sets.")
 app.add_typer(data_app, name="data")
 images_app = _typer("Build the container images the steps run in.")
 app.add_typer(images_app, name="images")
+chart_app = _typer("The Helm chart (helm/kubeline) and the plain manifests made from it.")
+app.add_typer(chart_app, name="chart")
 
 
 def _print_version(value: bool) -> None:
@@ -813,3 +815,32 @@ def images_build(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@chart_app.command("render")
+def chart_render(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the manifests (replaced whole).")
+    ] = Path("manifests"),
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="The chart (default: this checkout's).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the manifests differ from the chart's.")
+    ] = False,
+) -> None:
+    """Render the chart into plain manifests for `kubectl apply -k` (a base and a kind overlay)."""
+    from kubeline.chart import stale_manifests, write_manifests
+    from kubeline.errors import ConfigError
+
+    if check:
+        stale = stale_manifests(out, chart)
+        if stale:
+            raise ConfigError(
+                f"manifests in {out} are stale: {', '.join(stale)}",
+                hint="run `kubeline chart render` and commit manifests/",
+            )
+        console.print("manifests are up to date")
+        return
+    files = write_manifests(out, chart)
+    console.print(f"wrote {len(files)} files to [bold]{escape(str(out))}[/]", highlight=False)

@@ -30,6 +30,7 @@ COMMANDS: dict[str, list[str]] = {
     "submit": ["submit", "--data", "s3://bucket/raw"],
     "schedule": ["schedule", "--cron", "0 6 * * 1-5", "--name", "nightly", "--data", "s3://b/raw"],
     "runs": ["runs"],
+    "chart render": ["chart", "render", "--out", "{tmp}/manifests"],
 }
 
 # One invalid value per setting that can be invalid; {file} is an existing plain file.
@@ -209,6 +210,12 @@ BAD_PATHS = {
         ["images", "build", "--wheelhouse", "{file}"],
         "",
     ),
+    "chart render: out is a file": (["chart", "render", "--out", "{file}"], "{file}"),
+    "chart render: out holds the user's files": (
+        ["chart", "render", "--out", "{data}"],
+        "already holds files kubeline did not write (AAA.csv)",
+    ),
+    "chart render: no chart there": (["chart", "render", "--chart", "{tmp}"], "no Helm chart"),
 }
 
 
