@@ -542,26 +542,38 @@ def images_build(
     ] = None,
     tag: Annotated[
         str | None,
-        typer.Option(help="Image tag (default: KUBELINE_IMAGE's, kubeline-pipeline:<version>)."),
+        typer.Option(
+            help="Image tag for each role built (default: its setting's, e.g. KUBELINE_IMAGE's)."
+        ),
     ] = None,
     wheelhouse: Annotated[
         Path | None,
         typer.Option(help="Folder of wheels to install from (default: filled from the index)."),
     ] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Build only this role's image: pipeline or serving (repeatable; default: "
+            "both). The serving "
+            "image is tagged KUBELINE_SERVING_IMAGE's, kubeline-serving:<version>."
+        ),
+    ] = None,
 ) -> None:
     """Build the images from images/ with the same lock as the venv."""
-    from kubeline.images import build_images
+    from kubeline.images import ROLES, build_images
 
+    roles = tuple(dict.fromkeys(role)) if role else ROLES
     with console.status("building images"):
-        built = build_images(engine=engine, base=base, tag=tag, wheelhouse=wheelhouse)
+        built = build_images(engine=engine, base=base, tag=tag, wheelhouse=wheelhouse, roles=roles)
     for image in built:
         console.print(
             f"built [bold]{image.name}:{image.tag}[/] ({image.size_bytes / 2**20:,.0f} MiB) "
             f"in {image.build_seconds:.0f} s",
             highlight=False,
         )
-    if built:
-        reference = f"{built[0].name}:{built[0].tag}"
+    pipeline = [image for image in built if image.role == "pipeline"]
+    if pipeline:
+        reference = f"{pipeline[0].name}:{pipeline[0].tag}"
         setting = "" if reference == _settings().image else f"KUBELINE_IMAGE={reference} "
         console.print(
             f"run the pipeline in it: {setting}kubeline run --runner docker --data DIR",

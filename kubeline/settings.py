@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         description="The pipeline image: what `kubeline images build` tags, `kubeline compile` "
         "names in the spec and `kubeline run --runner docker` runs.",
     )
+    serving_image: str = Field(
+        f"kubeline-serving:{__version__}",
+        pattern=r"^[^\s]+$",
+        description="The serving image: what `kubeline images build --role serving` tags.",
+    )
     cluster_config_map: str = Field(
         "kubeline-settings",
         pattern=K8S_NAME,
