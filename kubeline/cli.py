@@ -521,6 +521,37 @@ def _scores(scores: dict[str, Any]) -> str:
     return "\n".join([f"{metric}:", *values])
 
 
+@app.command()
+def serve(
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: KUBELINE_SERVE_PORT).")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address (default: KUBELINE_SERVE_HOST).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes (default: the container's CPU limit)."),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Serve this version, not the champion.")
+    ] = None,
+    model: ModelOption = None,
+) -> None:
+    """Serve the registry's champion (or --version) over HTTP with BentoML, until stopped."""
+    from kubeline.serving import launch
+    from kubeline.settings import Settings
+
+    given = {"serve_port": port, "serve_host": host, "serve_workers": workers}
+    given |= {"serve_version": version, "model_name": model}
+    settings = Settings(**{**_settings().model_dump(), **{k: v for k, v in given.items() if v}})
+    name, number = launch.preflight(settings)
+    url = f"http://{settings.serve_host}:{settings.serve_port}"
+    console.print(f"serving {name} version {number} at {url} (OpenAPI at {url}/docs)")
+    sys.stdout.flush()
+    launch.exec_serve(settings)
+
+
 @app.command("config")
 def show_config() -> None:
     """Print the effective settings as JSON (secrets masked)."""

@@ -190,6 +190,16 @@ def version_by_alias(client: MlflowClient, name: str, alias: str) -> Any | None:
         raise _registry_error(f"cannot read alias {alias!r} of {name!r}", exc) from exc
 
 
+def version_by_number(client: MlflowClient, name: str, version: str | int) -> Any | None:
+    """The model version numbered ``version``, or None when it or the model does not exist."""
+    try:
+        return client.get_model_version(name, str(version))
+    except Exception as exc:
+        if _missing(exc):
+            return None
+        raise _registry_error(f"cannot read version {version} of {name!r}", exc) from exc
+
+
 def _registered_model(client: MlflowClient, name: str) -> Any:
     """The registered model (its tags and aliases); a missing one is an error saying so."""
     try:

@@ -26,6 +26,7 @@ COMMANDS: dict[str, list[str]] = {
     "config": ["config"],
     "data generate": ["data", "generate", "--out", "{tmp}/gen", "--tickers", "2"],
     "images build": ["images", "build"],
+    "serve": ["serve"],
 }
 
 # One invalid value per setting that can be invalid; {file} is an existing plain file.
@@ -44,9 +45,18 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_KEEP_RUNS": ["0", "many"],
     "KUBELINE_S3_ENDPOINT_URL": ["localhost:9000", "http://"],
     "KUBELINE_S3_REGION": ["  "],
+    "KUBELINE_SERVE_HOST": ["has space"],
+    "KUBELINE_SERVE_PORT": ["0", "http"],
+    "KUBELINE_SERVE_WORKERS": ["0", "all"],
+    "KUBELINE_SERVE_VERSION": ["latest"],
+    "KUBELINE_SERVE_ALIAS": ["  "],
+    "KUBELINE_SERVE_RELOAD_INTERVAL": ["-1", "often"],
+    "KUBELINE_SERVE_MAX_ROWS": ["0"],
+    "KUBELINE_SERVE_MAX_BODY_BYTES": ["10"],
+    "KUBELINE_SERVE_ACCESS_LOG": ["maybe"],
 }
 # Free text or credentials: no value is invalid.
-ANY_VALUE = {"git_revision", "s3_access_key_id", "s3_secret_access_key"}
+ANY_VALUE = {"git_revision", "s3_access_key_id", "s3_secret_access_key", "serve_admin_token"}
 
 
 def assert_one_clean_error(done: object, *named: str, code: int | None = None) -> None:
@@ -203,7 +213,7 @@ def test_a_bad_data_uri_is_one_sentence_naming_it(
     assert_one_clean_error(cli(*fill(args, paths)), uri)
 
 
-@pytest.mark.parametrize("command", ["config", "models", "promote", "rollback"])
+@pytest.mark.parametrize("command", ["config", "models", "promote", "rollback", "serve"])
 def test_a_password_in_the_tracking_uri_is_never_printed(
     cli: Callable[..., object], monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
