@@ -67,10 +67,18 @@ def route_name(path: str) -> str:
 class FrontDoor:
     """See the module docstring; ``runtime`` returns the worker's Runtime (None before init)."""
 
-    def __init__(self, app: ASGIApp, *, runtime: Callable[[], Any], max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        runtime: Callable[[], Any],
+        max_body_bytes: int,
+        amend_openapi: Callable[[dict[str, Any]], dict[str, Any]] = lambda doc: doc,
+    ) -> None:
         self.app = app
         self.runtime = runtime
         self.max_body_bytes = max_body_bytes
+        self.amend_openapi = amend_openapi
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,6 +113,9 @@ class FrontDoor:
                 details = describe(runtime)
                 await _json(send, 200 if details.get("ready") else 503, details)
             return
+        if scope["path"] == "/docs.json" and method == "GET":
+            await self._openapi(scope, receive, send)
+            return
         if method == "POST" and name in ROUTES:
             allowed = ROUTES[name][1]
             headers = dict(scope.get("headers") or [])
@@ -134,6 +145,22 @@ class FrontDoor:
                 return
             receive = _replay(body)
         await self.app(scope, receive, _ErrorShape(send))
+
+    async def _openapi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """BentoML's document, amended (see openapi.py)."""
+        captured: dict[str, Any] = {"status": 500, "body": b""}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                captured["body"] += message.get("body", b"")
+
+        await self.app(scope, receive, capture)
+        if captured["status"] != 200:
+            await _error(send, 500, "the OpenAPI document could not be generated", [])
+            return
+        await _json(send, 200, self.amend_openapi(json.loads(captured["body"])))
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole body, or None as soon as it grows past the limit (a streamed upload)."""
@@ -238,7 +265,9 @@ class _ErrorShape:
             if self.status < 400:
                 await self.send(message)
             else:
-                self.start = message
+                # FastAPI's 422 for a body that does not fit its model is a 400 everywhere else.
+                self.status = 400 if self.status == 422 else self.status
+                self.start = {**message, "status": self.status}
             return
         if self.start is None or message["type"] != "http.response.body":
             await self.send(message)

@@ -11,7 +11,7 @@ are the model's features, in its order; BentoML is not imported here.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -31,7 +31,7 @@ STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 def row_model(feature_names: list[str], example: dict[str, float] | None = None) -> type[BaseModel]:
     """One row of model inputs: every feature, a finite number, nothing else."""
     fields: dict[str, Any] = {name: (float, ...) for name in feature_names}
-    extra: dict[str, Any] | None = {"examples": [example]} if example else None
+    extra: dict[str, Any] | None = {"example": example} if example else None
     config = ConfigDict(**STRICT, json_schema_extra=extra)
     return create_model("FeatureRow", __config__=config, **fields)
 
@@ -42,7 +42,7 @@ def predict_request_model(
     """The ``/predict`` body: ``{"rows": [...]}``, 1 to ``max_rows`` rows."""
     row = row_model(feature_names, example[0] if example else None)
     rows = Annotated[list[row], Field(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
-    examples: dict[str, Any] = {"examples": [{"rows": example}]}
+    examples: dict[str, Any] = {"example": {"rows": example}}
     config = ConfigDict(extra="forbid", strict=True, json_schema_extra=examples)
     return create_model("PredictRequest", __config__=config, rows=(rows, ...))
 
@@ -75,7 +75,7 @@ def history_request_model(max_rows: int, example: dict[str, Any]) -> type[BaseMo
             "volume, adj_close, with any column spelling and date format ingest reads.",
         ),
     ]
-    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+    config = ConfigDict(extra="forbid", json_schema_extra={"example": example})
     return create_model(
         "HistoryRequest",
         __config__=config,
@@ -220,13 +220,16 @@ def mlflow_frame(body: bytes, content_type: str) -> pd.DataFrame:
 V2_DATATYPES = ("FP32", "FP64")
 
 
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # not true, not "1.5"
+
+
 class V2Tensor(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str
-    shape: list[int]
-    datatype: str
-    data: list[Any]
+    shape: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1, max_length=2)]
+    datatype: Literal["FP32", "FP64"]
+    data: list[Number | list[Number]]
     parameters: dict[str, Any] | None = None
 
 
@@ -312,6 +315,37 @@ def v2_response(
 
 
 # --- /predict_history: bars through the training feature code -----------------------------
+
+
+def bars_needed(card: ModelCard) -> int:
+    """The fewest bars whose last one has every feature of the model (its longest window)."""
+    from kubeline import features
+
+    return max(features.FEATURES[f].window for f in card.feature_names)
+
+
+def example_bars(card: ModelCard, ticker: str = "AAA") -> dict[str, Any]:
+    """A ``/predict_history`` body that works as is: a smooth made-up series, long enough."""
+    import datetime as dt
+
+    n = bars_needed(card) + 10
+    day, close = dt.date(2024, 1, 2), 100.0
+    bars: list[dict[str, Any]] = []
+    while len(bars) < n:
+        if day.weekday() < 5:
+            close *= 1.0 + 0.01 * math.sin(len(bars))
+            bars.append(
+                {
+                    "date": day.isoformat(),
+                    "open": round(close, 4),
+                    "high": round(close * 1.01, 4),
+                    "low": round(close * 0.99, 4),
+                    "close": round(close, 4),
+                    "volume": 1_000_000 + 1000 * len(bars),
+                }
+            )
+        day += dt.timedelta(days=1)
+    return {"ticker": ticker, "bars": bars}
 
 
 def history_features(
@@ -410,7 +444,7 @@ def history_features(
             f"the model's features need bar field(s) {', '.join(lacking)}",
             [{"loc": ["bars", 0, c], "msg": "field required by this model"} for c in lacking],
         )
-    needed = max(features.FEATURES[f].window for f in card.feature_names)
+    needed = bars_needed(card)
     table, _ = features.build_polars(
         checked.clean, features=card.feature_names, target=card.target, horizon=card.horizon
     )

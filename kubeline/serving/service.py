@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 
 from kubeline.errors import RequestError
-from kubeline.serving import inputs
+from kubeline.serving import inputs, openapi
 from kubeline.serving.frontdoor import SHAPED, FrontDoor
 from kubeline.serving.loaded import ServedModel, load_served
 from kubeline.serving.resources import default_workers
@@ -48,8 +48,7 @@ PredictRequest = inputs.predict_request_model(
     FEATURES, settings.serve_max_rows, first.input_example
 )
 HistoryRequest = inputs.history_request_model(
-    settings.serve_max_rows,
-    {"ticker": "AAA", "bars": [{"date": "2024-01-02", "close": 101.5, "volume": 1200000}]},
+    settings.serve_max_rows, inputs.example_bars(first.card)
 )
 _runtime: Runtime | None = None  # this worker's, once the service instance exists
 
@@ -129,13 +128,13 @@ async def invocations(request: Request) -> Any:
     return {"predictions": rt.predict(frame, "invocations").predictions}
 
 
-@protocols.get("/ping", tags=["MLflow scoring protocol"])
+@protocols.get("/ping", tags=["MLflow scoring protocol"], response_class=PlainTextResponse)
 async def ping() -> PlainTextResponse:
     _ready()
     return PlainTextResponse("\n")
 
 
-@protocols.get("/version", tags=["MLflow scoring protocol"])
+@protocols.get("/version", tags=["MLflow scoring protocol"], response_class=PlainTextResponse)
 async def version() -> PlainTextResponse:
     import mlflow
 
@@ -333,5 +332,8 @@ class Kubeline:
 
 
 Kubeline.add_asgi_middleware(  # type: ignore[attr-defined]  # a bentoml Service at runtime
-    FrontDoor, runtime=runtime, max_body_bytes=settings.serve_max_body_bytes
+    FrontDoor,
+    runtime=runtime,
+    max_body_bytes=settings.serve_max_body_bytes,
+    amend_openapi=lambda doc: openapi.amend(doc, first.name),
 )
