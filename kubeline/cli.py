@@ -430,13 +430,37 @@ def run(
 
 @app.command()
 def demo() -> None:
-    """Generate the demo data (20 tickers x 5 years), run the pipeline, show the champion."""
+    """Generate the demo data (20 tickers x 5 years), run the pipeline, serve the champion."""
     from kubeline.data.demo import demo_data
 
     folder, made = demo_data(_settings().state_path)
     console.print(f"{'generated' if made else 'using'} demo data in {escape(str(folder))}")
     result = _run_pipeline(str(folder), "", "", None)
     _print_outcome(result)
+    _demo_serving(folder)
+
+
+def _demo_serving(folder: Path) -> None:
+    """Serve the champion, make the first calls a user makes, show what /metrics counted."""
+    from kubeline.errors import ModelNotFoundError
+    from kubeline.serving import demo, launch
+
+    settings = _settings()
+    try:
+        name, version = launch.preflight(settings)
+    except ModelNotFoundError:
+        console.print("no champion yet, so nothing to serve", highlight=False)
+        return
+    log = settings.state_path / "logs" / "demo-serve.log"
+    console.print(f"serving {name} version {version} (kubeline serve) ...", highlight=False)
+    served = demo.serve_and_call(folder, log)
+    for call in served.calls:
+        console.print(f"  {call.method} {served.url}{call.path} -> {call.status}", highlight=False)
+        console.print(f"    {escape(json.dumps(call.answer))}", highlight=False, soft_wrap=True)
+    console.print("  /metrics lines that counted them:", highlight=False)
+    for line in served.metrics:
+        console.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
+    console.print(f"  stopped the service (PID {served.pid}); its log: {log}", soft_wrap=True)
 
 
 @app.command()
