@@ -1,8 +1,10 @@
 """The serving image in a real container as a cluster runs it, serving a champion trained here.
 
 The champion is trained on the host with the demo data (``kubeline demo``, a state folder of
-its own); its embedded store (sqlite and artifacts) is mounted read-only at the same path, so
-the artifact locations the store records resolve inside the container too. The container runs
+its own); its embedded store (sqlite and artifacts) is mounted at the same path, so the
+artifact locations the store records resolve inside the container too. Not read-only: MLflow
+writes a ``registered_model_meta`` file beside a local model's artifacts when it loads one, so
+the store is made writable by the image's user, as the README says for KUBELINE_CONTAINER_USER. The container runs
 as UID 10001 on a read-only root with a tmpfs ``/tmp``, on the host network (it listens on
 127.0.0.1 only). Its answers must equal what the venv's loader predicts for the same rows.
 
@@ -87,7 +89,10 @@ def champion_state(
         check=False,
     )
     assert done.returncode == 0 and "as champion" in done.stdout, done.stdout + done.stderr
-    return readable(state)
+    readable(state)
+    for path in [state, *state.rglob("*")]:
+        path.chmod(0o777 if path.is_dir() else 0o666)
+    return state
 
 
 def free_port() -> int:
@@ -161,7 +166,7 @@ def served(serving_image: ServingImage, champion_state: Path) -> Iterator[Runnin
             "--security-opt=no-new-privileges",
             "--network",
             "host",
-            f"--volume={state}:{state}:ro",
+            f"--volume={state}:{state}",
             # The image's own command (`kubeline serve`), told where to listen by settings.
             *("--env", f"KUBELINE_STATE_DIR={state}"),
             *("--env", "KUBELINE_SERVE_HOST=127.0.0.1"),
