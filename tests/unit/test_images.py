@@ -10,6 +10,7 @@ from kubeline import __version__
 from kubeline.errors import ConfigError, KubelineError, PipelineError
 from kubeline.images import (
     BuiltImage,
+    Pin,
     build_images,
     build_tool_requirements,
     find_engine,
@@ -99,17 +100,23 @@ def test_build_tool_requirements_are_cut_from_the_dev_lock_with_hashes() -> None
 REQUIREMENTS = Path(__file__).parents[2] / "requirements"
 
 
+def pins_within_the_dev_lock(lock: str) -> dict[str, Pin]:
+    """A role's lock: every entry hashed, at the dev lock's version, with a subset of its hashes."""
+    pins = lock_pins(REQUIREMENTS / lock)
+    dev = lock_pins(REQUIREMENTS / "dev.txt")
+    assert len(pins) > 50 and all(pin.hashes for pin in pins.values())
+    for name, pin in pins.items():
+        assert dev[name].version == pin.version, name
+        assert set(pin.hashes) <= set(dev[name].hashes), name
+    return pins
+
+
 def test_the_pipeline_lock_is_the_core_at_the_dev_locks_versions_and_hashes() -> None:
     import tomllib
 
     from packaging.requirements import Requirement
 
-    pipeline = lock_pins(REQUIREMENTS / "pipeline.txt")
-    dev = lock_pins(REQUIREMENTS / "dev.txt")
-    assert len(pipeline) > 50 and all(pin.hashes for pin in pipeline.values())
-    for name, pin in pipeline.items():
-        assert dev[name].version == pin.version, name
-        assert set(pin.hashes) <= set(dev[name].hashes), name
+    pipeline = pins_within_the_dev_lock("pipeline.txt")
     project = tomllib.loads((REQUIREMENTS.parent / "pyproject.toml").read_text())["project"]
     core = {Requirement(spec).name.lower() for spec in project["dependencies"]}
     assert core <= set(pipeline), "re-lock with `make lock`"
@@ -123,12 +130,7 @@ def test_the_pipeline_lock_holds_the_mlflow_client_not_the_server_nor_other_role
 
 
 def test_the_serving_lock_is_its_named_set_at_the_dev_locks_versions_and_hashes() -> None:
-    serving = lock_pins(REQUIREMENTS / "serving.txt")
-    dev = lock_pins(REQUIREMENTS / "dev.txt")
-    assert len(serving) > 50 and all(pin.hashes for pin in serving.values())
-    for name, pin in serving.items():
-        assert dev[name].version == pin.version, name
-        assert set(pin.hashes) <= set(dev[name].hashes), name
+    serving = pins_within_the_dev_lock("serving.txt")
     assert serving_names() <= set(serving), "re-lock with `make lock`"
 
 
