@@ -490,13 +490,37 @@ def run(
 
 @app.command()
 def demo() -> None:
-    """Generate the demo data (20 tickers x 5 years), run the pipeline, show the champion."""
+    """Generate the demo data (20 tickers x 5 years), run the pipeline, serve the champion."""
     from kubeline.data.demo import demo_data
 
     folder, made = demo_data(_settings().state_path)
     console.print(f"{'generated' if made else 'using'} demo data in {escape(str(folder))}")
     result = _run_pipeline(str(folder), "", "", None)
     _print_outcome(result)
+    _demo_serving(folder)
+
+
+def _demo_serving(folder: Path) -> None:
+    """Serve the champion, make the first calls a user makes, show what /metrics counted."""
+    from kubeline.errors import ModelNotFoundError
+    from kubeline.serving import demo, launch
+
+    settings = _settings()
+    try:
+        name, version = launch.preflight(settings)
+    except ModelNotFoundError:
+        console.print("no champion yet, so nothing to serve", highlight=False)
+        return
+    log = settings.state_path / "logs" / "demo-serve.log"
+    console.print(f"serving {name} version {version} (kubeline serve) ...", highlight=False)
+    served = demo.serve_and_call(folder, log)
+    for call in served.calls:
+        console.print(f"  {call.method} {served.url}{call.path} -> {call.status}", highlight=False)
+        console.print(f"    {escape(json.dumps(call.answer))}", highlight=False, soft_wrap=True)
+    console.print("  /metrics lines that counted them:", highlight=False)
+    for line in served.metrics:
+        console.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
+    console.print(f"  stopped the service (PID {served.pid}); its log: {log}", soft_wrap=True)
 
 
 @app.command()
@@ -766,6 +790,35 @@ def _duration(seconds: float | None) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+@app.command()
+def serve(
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port (default: KUBELINE_SERVE_PORT).")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address (default: KUBELINE_SERVE_HOST).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes (default: the container's CPU limit)."),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Serve this version, not the champion.")
+    ] = None,
+    model: ModelOption = None,
+) -> None:
+    """Serve the registry's champion (or --version) over HTTP with BentoML, until stopped."""
+    from kubeline.serving import launch
+    from kubeline.settings import Settings
+
+    given = {"serve_port": port, "serve_host": host, "serve_workers": workers}
+    given |= {"serve_version": version, "model_name": model}
+    settings = Settings(**{**_settings().model_dump(), **{k: v for k, v in given.items() if v}})
+    name, number = launch.preflight(settings)
+    url = f"http://{settings.serve_host}:{settings.serve_port}"
+    console.print(f"serving {name} version {number} at {url} (OpenAPI at {url}/docs)")
+    sys.stdout.flush()
+    launch.exec_serve(settings)
 
 
 @app.command("config")
@@ -789,26 +842,38 @@ def images_build(
     ] = None,
     tag: Annotated[
         str | None,
-        typer.Option(help="Image tag (default: KUBELINE_IMAGE's, kubeline-pipeline:<version>)."),
+        typer.Option(
+            help="Image tag for each role built (default: its setting's, e.g. KUBELINE_IMAGE's)."
+        ),
     ] = None,
     wheelhouse: Annotated[
         Path | None,
         typer.Option(help="Folder of wheels to install from (default: filled from the index)."),
     ] = None,
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Build only this role's image: pipeline or serving (repeatable; default: "
+            "both). The serving "
+            "image is tagged KUBELINE_SERVING_IMAGE's, kubeline-serving:<version>."
+        ),
+    ] = None,
 ) -> None:
     """Build the images from images/ with the same lock as the venv."""
-    from kubeline.images import build_images
+    from kubeline.images import ROLES, build_images
 
+    roles = tuple(dict.fromkeys(role)) if role else ROLES
     with console.status("building images"):
-        built = build_images(engine=engine, base=base, tag=tag, wheelhouse=wheelhouse)
+        built = build_images(engine=engine, base=base, tag=tag, wheelhouse=wheelhouse, roles=roles)
     for image in built:
         console.print(
             f"built [bold]{image.name}:{image.tag}[/] ({image.size_bytes / 2**20:,.0f} MiB) "
             f"in {image.build_seconds:.0f} s",
             highlight=False,
         )
-    if built:
-        reference = f"{built[0].name}:{built[0].tag}"
+    pipeline = [image for image in built if image.role == "pipeline"]
+    if pipeline:
+        reference = f"{pipeline[0].name}:{pipeline[0].tag}"
         setting = "" if reference == _settings().image else f"KUBELINE_IMAGE={reference} "
         console.print(
             f"run the pipeline in it: {setting}kubeline run --runner docker --data DIR",

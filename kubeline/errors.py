@@ -93,6 +93,17 @@ class ModelNotFoundError(RegistryError):
     """The registered model, version or alias asked for does not exist."""
 
 
+class RequestError(KubelineError):
+    """A request to the service is malformed; ``detail`` locates each problem (field, row)."""
+
+    def __init__(
+        self, message: str, detail: list[dict[str, object]] | None = None, *, status: int = 400
+    ) -> None:
+        super().__init__(message)
+        self.detail = list(detail or [])
+        self.status = status
+
+
 class PipelineError(KubelineError):
     """A pipeline run failed, or could not be compiled or started.
 

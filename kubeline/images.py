@@ -3,10 +3,12 @@
 Each role has a Containerfile (``images/<role>/Containerfile``) and a lock
 (``requirements/<role>.txt``). A build needs no network inside the container: the Python
 distributions come from a wheelhouse filled on the host, and kubeline itself from a wheel built
-from this checkout, so the image holds exactly the source that was tested. The pipeline image is
-tagged with the ``KUBELINE_IMAGE`` setting (default ``kubeline-pipeline:<version>``): the image
-``kubeline compile`` names and ``kubeline run --runner docker`` runs. The git revision is in
-the image's labels and its ``KUBELINE_GIT_REVISION``.
+from this checkout, so the image holds exactly the source that was tested. Each role's image is
+tagged with its setting: the pipeline's ``KUBELINE_IMAGE`` (default
+``kubeline-pipeline:<version>``: the image ``kubeline compile`` names and ``kubeline run
+--runner docker`` runs), the serving one's ``KUBELINE_SERVING_IMAGE`` (default
+``kubeline-serving:<version>``). The git revision is in the image's labels and its
+``KUBELINE_GIT_REVISION``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from pathlib import Path
 from kubeline import __version__
 from kubeline.errors import ConfigError, PipelineError
 
-ROLES = ("pipeline",)
+ROLES = ("pipeline", "serving")
+# The setting that names each role's image (name and tag).
+_IMAGE_SETTING = {"pipeline": "image", "serving": "serving_image"}
 ENGINES = ("docker", "podman")
 # The one sdist in a lock (kfp-server-api) is built inside the image from these, offline;
 # their versions and hashes come from the dev lock, the lock family every role shares.
@@ -63,16 +67,18 @@ def local_reference(image: str) -> str:
     return image if "/" in name else f"localhost/{image}"
 
 
-def pipeline_image(tag: str | None = None) -> tuple[str, str]:
-    """The pipeline image's name and tag: the ``KUBELINE_IMAGE`` setting's, or its name and ``tag``."""
-    from kubeline.settings import get_settings
+def role_image(role: str, tag: str | None = None) -> tuple[str, str]:
+    """A role's image name and tag: its setting's (``KUBELINE_IMAGE`` for the pipeline,
+    ``KUBELINE_SERVING_IMAGE`` for serving), or that name and ``tag``."""
+    from kubeline.settings import ENV_PREFIX, get_settings
 
-    image = get_settings().image
+    field = _IMAGE_SETTING[role]
+    image: str = getattr(get_settings(), field)
     name, sep, own_tag = image.rpartition(":")
     if not sep or "/" in own_tag:
         raise ConfigError(
-            f"KUBELINE_IMAGE {image!r} has no tag",
-            hint="give it one, e.g. kubeline-pipeline:0.1.0 (an untagged image means :latest)",
+            f"{ENV_PREFIX}{field.upper()} {image!r} has no tag",
+            hint=f"give it one, e.g. kubeline-{role}:0.1.0 (an untagged image means :latest)",
         )
     return name, tag or own_tag
 
@@ -192,8 +198,8 @@ def build_images(
 ) -> list[BuiltImage]:
     """Build each role's image; return what was built.
 
-    The pipeline image is tagged ``KUBELINE_IMAGE`` (its name with ``tag``, if given), and also
-    ``localhost/...`` when that name has no registry. ``wheelhouse`` is used as is (filled by
+    Each image is tagged with its role's setting (``KUBELINE_IMAGE``, ``KUBELINE_SERVING_IMAGE``;
+    its name with ``tag``, if given), and also ``localhost/...`` when that name has no registry. ``wheelhouse`` is used as is (filled by
     ``pip download``/``pip wheel`` on the host); without one, a temporary wheelhouse is filled
     from the package index and removed afterwards. ``base`` overrides the Containerfile's
     ``BASE`` (for builders with no registry); a base the engine has not and cannot pull stops
@@ -211,7 +217,7 @@ def build_images(
     from kubeline.lineage import git_revision
 
     revision = git_revision()
-    images = {role: pipeline_image(tag) for role in roles}
+    images = {role: role_image(role, tag) for role in roles}
     engine_path = find_engine(engine)
     for role in roles:
         _ensure_base(engine_path, base or _default_base(root, role))

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         description="The pipeline image: what `kubeline images build` tags, `kubeline compile` "
         "names in the spec and `kubeline run --runner docker` runs.",
     )
+    serving_image: str = Field(
+        f"kubeline-serving:{__version__}",
+        pattern=r"^[^\s]+$",
+        description="The serving image: what `kubeline images build --role serving` tags.",
+    )
     cluster_config_map: str = Field(
         "kubeline-settings",
         pattern=K8S_NAME,
@@ -186,6 +191,42 @@ class Settings(BaseSettings):
         ge=1,
         description="Rows the inference log holds while its store is unreachable; rows beyond "
         "are dropped and counted.",
+    )
+
+    # Serving (`kubeline serve`, the BentoML service).
+    serve_host: str = Field(
+        "127.0.0.1",
+        pattern=r"^[^\s]+$",
+        description="Address the service listens on (0.0.0.0 in a container).",
+    )
+    serve_port: int = Field(3000, ge=1, le=65535, description="Port the service listens on.")
+    serve_workers: int | None = Field(
+        None, ge=1, description="Service worker processes; default: the container's CPU limit."
+    )
+    serve_version: str | None = Field(
+        None,
+        pattern=r"^[0-9]+$",
+        description="Serve this registered version instead of the alias (no alias polling).",
+    )
+    serve_alias: str = Field(
+        "champion", pattern=NOT_BLANK, description="Registry alias the service serves and polls."
+    )
+    serve_reload_interval: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds between checks of the served alias in the registry; 0: never poll.",
+    )
+    serve_admin_token: SecretStr | None = Field(
+        None, description="Bearer token for POST /admin/reload; unset: the endpoint is off."
+    )
+    serve_max_rows: int = Field(
+        10_000, ge=1, description="Most rows (or bars) one request may carry."
+    )
+    serve_max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest request body the service reads, in bytes."
+    )
+    serve_access_log: bool = Field(
+        False, description="Log one line per request (off: the log costs ~1/3 of the RPS)."
     )
 
     @field_validator("state_dir")

@@ -31,6 +31,7 @@ COMMANDS: dict[str, list[str]] = {
     "schedule": ["schedule", "--cron", "0 6 * * 1-5", "--name", "nightly", "--data", "s3://b/raw"],
     "runs": ["runs"],
     "chart render": ["chart", "render", "--out", "{tmp}/manifests"],
+    "serve": ["serve"],
 }
 
 # One invalid value per setting that can be invalid; {file} is an existing plain file.
@@ -41,6 +42,7 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_EXPERIMENT_NAME": ["  "],
     "KUBELINE_MODEL_NAME": ["  "],
     "KUBELINE_IMAGE": ["has a space"],
+    "KUBELINE_SERVING_IMAGE": ["has a space"],
     "KUBELINE_CLUSTER_CONFIG_MAP": ["Not_A_Name"],
     "KUBELINE_CLUSTER_S3_SECRET": ["-bad-"],
     "KUBELINE_RUNNER": ["kubernetes"],
@@ -58,6 +60,15 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_KFP_NAMESPACE": ["Team_A"],
     "KUBELINE_KFP_EXPERIMENT": ["  "],
     "KUBELINE_KFP_POLL_SECONDS": ["0", "often"],
+    "KUBELINE_SERVE_HOST": ["has space"],
+    "KUBELINE_SERVE_PORT": ["0", "http"],
+    "KUBELINE_SERVE_WORKERS": ["0", "all"],
+    "KUBELINE_SERVE_VERSION": ["latest"],
+    "KUBELINE_SERVE_ALIAS": ["  "],
+    "KUBELINE_SERVE_RELOAD_INTERVAL": ["-1", "often"],
+    "KUBELINE_SERVE_MAX_ROWS": ["0"],
+    "KUBELINE_SERVE_MAX_BODY_BYTES": ["10"],
+    "KUBELINE_SERVE_ACCESS_LOG": ["maybe"],
 }
 # Free text or credentials: no value is invalid.
 ANY_VALUE = {
@@ -66,6 +77,7 @@ ANY_VALUE = {
     "s3_secret_access_key",
     "kfp_token",
     "kfp_cookies",
+    "serve_admin_token",
 }
 
 
@@ -249,7 +261,7 @@ def test_a_bad_data_uri_is_one_sentence_naming_it(
     assert_one_clean_error(cli(*fill(args, paths)), uri)
 
 
-@pytest.mark.parametrize("command", ["config", "models", "promote", "rollback"])
+@pytest.mark.parametrize("command", ["config", "models", "promote", "rollback", "serve"])
 def test_a_password_in_the_tracking_uri_is_never_printed(
     cli: Callable[..., object], monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
