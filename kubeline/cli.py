@@ -790,6 +790,8 @@ def _duration(seconds: float | None) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 @app.command()
 def serve(
     port: Annotated[

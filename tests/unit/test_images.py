@@ -168,6 +168,8 @@ def test_the_wheel_leaves_out_a_stale_build_folder_and_leaves_the_checkout_alone
     names = zipfile.ZipFile(wheel).namelist()
     assert "pkg/__init__.py" in names and "pkg/deleted.py" not in names
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
 def test_the_serving_lock_is_its_named_set_at_the_dev_locks_versions_and_hashes() -> None:
     serving = pins_within_the_dev_lock("serving.txt")
     assert serving_names() <= set(serving), "re-lock with `make lock`"
