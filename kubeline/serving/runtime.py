@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from kubeline.serving.holder import ModelHolder
+    from kubeline.serving.inference_log import LogStats
     from kubeline.serving.loaded import ServedModel
     from kubeline.settings import Settings
 
@@ -49,7 +50,7 @@ class InferenceLogHook(Protocol):
 
     def close(self, timeout: float = ...) -> None: ...
 
-    def stats(self) -> dict[str, int]: ...
+    def stats(self) -> LogStats: ...
 
 
 class Metrics:
@@ -96,9 +97,9 @@ class Metrics:
         self.requests.labels(endpoint, code).inc()
         self.latency.labels(endpoint, code).observe(seconds)
 
-    def observe_log(self, stats: dict[str, int]) -> None:
+    def observe_log(self, stats: LogStats) -> None:
         for key, gauge in self.log_stats.items():
-            gauge.set(float(stats.get(key, 0)))
+            gauge.set(float(getattr(stats, key)))
 
 
 @dataclass
@@ -186,13 +187,10 @@ class Runtime:
 
 
 def open_inference_log(settings: Settings) -> InferenceLogHook | None:
-    """The inference log the settings configure, or None (disabled or not built yet)."""
-    try:
-        from kubeline.serving import inference_log  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    built: InferenceLogHook | None = inference_log.InferenceLog.from_settings(settings)
-    return built
+    """The inference log the settings configure, or None when disabled."""
+    from kubeline.serving.inference_log import InferenceLog
+
+    return InferenceLog.from_settings(settings)
 
 
 def describe(runtime: Runtime | None) -> dict[str, Any]:
