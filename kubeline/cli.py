@@ -489,14 +489,26 @@ def run(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the champion after training.")
+    ] = True,
+) -> None:
     """Generate the demo data (20 tickers x 5 years), run the pipeline, serve the champion."""
+    import importlib.util
+
     from kubeline.data.demo import demo_data
 
     folder, made = demo_data(_settings().state_path)
     console.print(f"{'generated' if made else 'using'} demo data in {escape(str(folder))}")
     result = _run_pipeline(str(folder), "", "", None)
     _print_outcome(result)
+    if not serve:
+        return
+    # A plain install (and the pipeline image) has no BentoML: training is the whole demo there.
+    if importlib.util.find_spec("bentoml") is None:
+        console.print("not serving: BentoML is not installed (pip install 'kubeline[serving]')")
+        return
     _demo_serving(folder)
 
 
