@@ -1,4 +1,4 @@
-"""What one service worker holds: the model holder, its metrics and the inference-log hook.
+"""What one service worker holds: the model holder, its metrics and the inference log.
 
 Every endpoint predicts through ``Runtime.predict``: it takes the served model once (so a swap
 mid-request cannot mix versions), predicts, counts the rows by model version and hands rows
@@ -11,13 +11,13 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from kubeline.serving.holder import ModelHolder
-    from kubeline.serving.inference_log import LogStats
+    from kubeline.serving.inference_log import InferenceLog, LogStats
     from kubeline.serving.loaded import ServedModel
     from kubeline.settings import Settings
 
@@ -29,28 +29,6 @@ LATENCY_BUCKETS = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
 )  # fmt: skip
 INFERENCE_LOG_STATS = ("queued_rows", "written_rows", "dropped_rows", "failed_writes")
-
-
-class InferenceLogHook(Protocol):
-    """What the service hands each request's rows and predictions to (see inference_log.py)."""
-
-    def record(
-        self,
-        *,
-        request_id: str,
-        endpoint: str,
-        model_name: str,
-        model_version: str,
-        pipeline_run_id: str | None,
-        features: pd.DataFrame,
-        predictions: Sequence[float],
-        tickers: Sequence[str] | None = None,
-        dates: Sequence[str] | None = None,
-    ) -> None: ...
-
-    def close(self, timeout: float = ...) -> None: ...
-
-    def stats(self) -> LogStats: ...
 
 
 class Metrics:
@@ -117,7 +95,7 @@ class Runtime:
         settings: Settings,
         holder: ModelHolder,
         metrics: Metrics,
-        inference_log: InferenceLogHook | None = None,
+        inference_log: InferenceLog | None = None,
     ) -> None:
         self.settings = settings
         self.holder = holder
@@ -129,12 +107,13 @@ class Runtime:
     def start(cls, settings: Settings, first: ServedModel) -> Runtime:
         """Metrics, the holder (polling the registry) and the inference log, for this worker."""
         from kubeline.serving.holder import ModelHolder
+        from kubeline.serving.inference_log import InferenceLog
 
         metrics = Metrics()
         holder = ModelHolder.from_settings(
             settings, first, on_outcome=lambda outcome: metrics.reloads.labels(outcome).inc()
         )
-        runtime = cls(settings, holder, metrics, open_inference_log(settings))
+        runtime = cls(settings, holder, metrics, InferenceLog.from_settings(settings))
         holder.on_swap = runtime._swapped
         if not settings.serve_version:
             holder.start_polling(settings.serve_reload_interval)
@@ -184,13 +163,6 @@ class Runtime:
         if self.inference_log is not None:
             self.inference_log.close(timeout=30)
             self.refresh_log_stats()
-
-
-def open_inference_log(settings: Settings) -> InferenceLogHook | None:
-    """The inference log the settings configure, or None when disabled."""
-    from kubeline.serving.inference_log import InferenceLog
-
-    return InferenceLog.from_settings(settings)
 
 
 def describe(runtime: Runtime | None) -> dict[str, Any]:
