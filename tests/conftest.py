@@ -302,14 +302,12 @@ class MlflowServer:
     artifacts: str  # the s3:// destination the server proxies artifacts to
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(
-    s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[MlflowServer]:
-    """A real ``mlflow server`` (sqlite backend, artifacts proxied to the S3 server)."""
-    root = tmp_path_factory.mktemp("mlflow")
+def start_mlflow_server(
+    s3_server: S3Server, root: Path, prefix: str = "mlflow"
+) -> tuple[MlflowServer, subprocess.Popen[bytes]]:
+    """A real ``mlflow server`` (sqlite backend in ``root``, artifacts proxied to S3), ready."""
     port = free_port()
-    artifacts = f"s3://{s3_server.bucket}/mlflow"
+    artifacts = f"s3://{s3_server.bucket}/{prefix}"
     env = {
         **os.environ,
         "MLFLOW_S3_ENDPOINT_URL": s3_server.endpoint,
@@ -341,6 +339,19 @@ def mlflow_server(
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{uri}/health", 90, proc, log)
-        yield MlflowServer(uri, artifacts)
+    except BaseException:
+        stop(proc)
+        raise
+    return MlflowServer(uri, artifacts), proc
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    """A real ``mlflow server`` (sqlite backend, artifacts proxied to the S3 server)."""
+    server, proc = start_mlflow_server(s3_server, tmp_path_factory.mktemp("mlflow"))
+    try:
+        yield server
     finally:
         stop(proc)

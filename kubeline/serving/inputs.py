@@ -164,7 +164,7 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> tuple[str, list[
 # --- /invocations: MLflow's scoring protocol ---------------------------------------------
 
 
-def mlflow_frame(body: bytes, content_type: str) -> pd.DataFrame:
+def mlflow_frame(body: bytes, content_type: str, schema: Any = None) -> pd.DataFrame:
     """An MLflow scoring request (JSON in any of its four keys, or CSV) as a frame.
 
     The parsing is MLflow's own (``mlflow.pyfunc.scoring_server``), so a body means here what
@@ -192,7 +192,10 @@ def mlflow_frame(body: bytes, content_type: str) -> pd.DataFrame:
             parsed = mlflow_scoring.parse_csv_input(StringIO(text))
         elif mime == mlflow_scoring.CONTENT_TYPE_JSON:
             data, _ = mlflow_scoring._split_data_and_params(text)
-            parsed = mlflow_scoring.infer_and_parse_data(data)
+            # Tensor-style keys need the signature to become a table (MLflow passes it too);
+            # tables are parsed untyped so that a bad value is reported with its row here.
+            tensor = bool({mlflow_scoring.INPUTS, mlflow_scoring.INSTANCES} & set(data))
+            parsed = mlflow_scoring.infer_and_parse_data(data, schema if tensor else None)  # type: ignore[arg-type]
         else:
             raise RequestError(
                 f"/invocations takes application/json or text/csv, not {mime or 'no content type'}",
@@ -202,6 +205,8 @@ def mlflow_frame(body: bytes, content_type: str) -> pd.DataFrame:
         raise RequestError(" ".join(exc.message.split())[:500]) from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise RequestError(f"the body is not a table MLflow's protocol describes: {exc}") from None
+    if isinstance(parsed, list) and parsed and all(isinstance(r, dict) for r in parsed):
+        parsed = pd.DataFrame.from_records(parsed)  # "inputs"/"instances" as records
     if isinstance(parsed, dict):  # "inputs"/"instances" as columns: {feature: [values]}
         try:
             parsed = pd.DataFrame(parsed)

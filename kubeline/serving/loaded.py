@@ -39,6 +39,8 @@ class ServedModel:
     data_hash: str | None
     input_example: list[dict[str, float]]  # rows of features: a /predict body as is
     loaded_at: str = field(default_factory=lambda: _now())
+    # The MLflow signature's input schema: /invocations parses bodies with it, as MLflow does.
+    input_schema: Any = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -152,7 +154,9 @@ def load_served(
         card = ModelCard.model_validate_json(
             mlflow.artifacts.load_text(f"runs:/{run_id}/{CARD_FILE}")
         )
-        example = Model.load(uri).load_input_example(uri)
+        mlmodel = Model.load(uri)
+        example = mlmodel.load_input_example(uri)
+        schema = mlmodel.get_input_schema()
     except Exception as exc:
         raise RegistryError(
             f"cannot read the card ({CARD_FILE}) or input example of {uri}: {exc}",
@@ -171,6 +175,7 @@ def load_served(
         git_revision=tags.get(tag("git_revision")),
         data_hash=tags.get(tag(DATA_HASH)),
         input_example=_records(example, card.feature_names),
+        input_schema=schema,
     )
     check(served)
     return served

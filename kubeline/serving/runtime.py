@@ -133,7 +133,7 @@ class Runtime:
     ) -> Predicted:
         """Predict ``frame`` (the model's feature columns) with the model served now."""
         served = self.holder.current  # taken once: a swap during this request changes nothing
-        predictions = [float(v) for v in served.predict(frame)]
+        predictions = predict_finite(served, frame)
         request_id = request_id or uuid.uuid4().hex
         self.metrics.predictions.labels(served.name, served.version, endpoint).inc(len(predictions))
         if self.inference_log is not None:
@@ -163,6 +163,41 @@ class Runtime:
         if self.inference_log is not None:
             self.inference_log.close(timeout=30)
             self.refresh_log_stats()
+
+
+def predict_finite(served: ServedModel, frame: pd.DataFrame) -> list[float]:
+    """Predictions, or a RequestError naming the rows whose values overflow the model.
+
+    Finite inputs can still be beyond what the model computes with (1e308 overflows a
+    scaler): that is the input's fault, a 400, not the server's.
+    """
+    import numpy as np
+
+    from kubeline.errors import RequestError
+
+    with np.errstate(all="ignore"):
+        try:
+            got = served.predict(frame)
+        except ValueError:
+            got = None
+        if got is not None and bool(np.all(np.isfinite(got))):
+            return [float(v) for v in got]
+        bad = []
+        for i in range(len(frame)):
+            try:
+                one = served.predict(frame.iloc[[i]])
+            except ValueError:
+                one = np.array([np.nan])
+            if not np.all(np.isfinite(one)):
+                bad.append(i)
+            if len(bad) >= 20:
+                break
+    detail: list[dict[str, object]] = [
+        {"loc": ["rows", i], "msg": "values too large for the model: no finite prediction"}
+        for i in bad or [0]
+    ]
+    where = ", ".join(f"rows[{i}]" for i in bad) or "the rows"
+    raise RequestError(f"{where}: values too large for the model, no finite prediction", detail)
 
 
 def describe(runtime: Runtime | None) -> dict[str, Any]:

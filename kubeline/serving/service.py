@@ -121,7 +121,11 @@ async def invocations(request: Request) -> Any:
     """MLflow's scoring protocol, answered as ``mlflow models serve`` answers it."""
     rt = _ready()
     try:
-        frame = inputs.mlflow_frame(await request.body(), request.headers.get("content-type", ""))
+        frame = inputs.mlflow_frame(
+            await request.body(),
+            request.headers.get("content-type", ""),
+            rt.holder.current.input_schema,
+        )
         frame = inputs.check_frame(frame, FEATURES, settings.serve_max_rows)
     except RequestError as exc:
         return error_response(exc)
@@ -241,10 +245,16 @@ async def admin_reload(authorization: Annotated[str | None, Header()] = None) ->
     import anyio.to_thread
 
     result = await anyio.to_thread.run_sync(lambda: _ready().holder.reload())
-    status = 200 if result.outcome != "failed" else 503
+    if result.outcome == "failed":  # an error like any other: the one error shape, a 503
+        return error_response(
+            RequestError(
+                f"reload failed, still serving version {result.version}: {result.message}",
+                [{"loc": ["registry"], "msg": result.message, "outcome": result.outcome}],
+                status=503,
+            )
+        )
     return JSONResponse(
-        {"outcome": result.outcome, "model_version": result.version, "message": result.message},
-        status_code=status,
+        {"outcome": result.outcome, "model_version": result.version, "message": result.message}
     )
 
 
@@ -298,7 +308,12 @@ class Kubeline:
     async def predict(self, rows: list[Any]) -> inputs.Prediction:
         """One prediction per row of engineered features, with the version that made them."""
         frame = inputs.rows_frame(rows, FEATURES)
-        done = _ready().predict(frame, "predict")
+        try:
+            done = _ready().predict(frame, "predict")
+        except RequestError as exc:
+            # BentoML passes a Response through as is (_bentoml_impl/server/app.py); the
+            # annotation names the success body, which is what the OpenAPI document shows.
+            return error_response(exc)  # type: ignore[return-value]
         return inputs.Prediction(
             model_name=done.served.name,
             model_version=done.served.version,
@@ -311,10 +326,10 @@ class Kubeline:
         rt = _ready()
         try:
             row, date = inputs.history_features(ticker, bars, rt.holder.current.card)
+            frame = row.to_pandas()
+            done = rt.predict(frame, "predict_history", tickers=[ticker], dates=[date])
         except RequestError as exc:
             return error_response(exc)
-        frame = row.to_pandas()
-        done = rt.predict(frame, "predict_history", tickers=[ticker], dates=[date])
         return inputs.HistoryPrediction(
             model_name=done.served.name,
             model_version=done.served.version,
