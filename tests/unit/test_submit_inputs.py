@@ -23,6 +23,7 @@ from kubeline.runner.remote import CompiledSpec, run_parameters
         ("30 6 * * 1-5", "0 30 6 * * 1-5"),
         ("0  6 1,15 * *", "0 0 6 1,15 * *"),  # runs of spaces are one separator
         ("0 0 6 * * MON-FRI", "0 0 6 * * MON-FRI"),  # six fields: KFP's own, as written
+        ("0 0 1 jan,JUL sun-sat", "0 0 0 1 jan,JUL sun-sat"),  # names, either case
         ("@daily", "@daily"),
         ("@every 1h", "@every 1h"),
     ],
@@ -47,6 +48,17 @@ def test_the_conversion_is_said() -> None:
         ("", "has 0 fields"),
         ("0 6 * * mon;rm", "the day of week field 'mon;rm'"),
         ("@sometimes", "not a cron descriptor"),
+        # Out of bounds: KFP would only refuse these when the schedule is created.
+        ("61 * * * *", "the minute field '61': '61' is outside 0-59"),
+        ("0 24 * * *", "the hour field '24'"),
+        ("0 0 0 * *", "the day of month field '0'"),
+        ("0 0 1 13 *", "the month field '13'"),
+        ("0 0 * * 1-7", "the day of week field '1-7'"),
+        ("70 0 6 * * *", "the second field '70'"),
+        ("*/0 * * * *", "the step '0' is not a positive number"),
+        ("5-1 * * * *", "runs backwards"),
+        ("0 6 * * FUN", "'FUN' is not a number or a name"),
+        ("0 6 1- * *", "'1-' is not a value or a range"),
     ],
 )
 def test_a_cron_that_is_not_one_is_refused_with_its_field(written: str, said: str) -> None:
