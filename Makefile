@@ -67,8 +67,8 @@ bench: venv
 	$(BIN)/python bench/features.py
 
 # Re-lock after changing dependencies in pyproject.toml.
-# The pipeline image's lock is the core alone, the serving image's the names in
-# requirements/serving.in (no kfp), both at exactly the dev lock's versions.
+# The pipeline image's lock is the core alone, the serving and monitor images' the names in
+# requirements/serving.in and monitor.in (no kfp), all at exactly the dev lock's versions.
 lock: venv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --constraint requirements/pins.txt \
 	  --generate-hashes --python-version 3.11 --no-header -q -o requirements/dev.txt
@@ -78,6 +78,8 @@ lock: venv
 	  --generate-hashes --python-version 3.11 --no-header -q -o requirements/checkov.txt
 	$(BIN)/uv pip compile requirements/serving.in --constraint requirements/dev.txt \
 	  --generate-hashes --python-version 3.11 --no-header -q -o requirements/serving.txt
+	$(BIN)/uv pip compile requirements/monitor.in --constraint requirements/dev.txt \
+	  --generate-hashes --python-version 3.11 --no-header -q -o requirements/monitor.txt
 
 # The venv and build files; the state folder (.kubeline: the local registry) is kept.
 clean:
