@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import VENV_BIN, S3Server, free_port, stop, wait_http  # tests/conftest.py
+from conftest import VENV_BIN, S3Server, free_port, running, stop  # tests/conftest.py
 from test_executors import NAME, register_run, train_and_evaluate
 
 from kubeline import chart
@@ -129,16 +129,10 @@ def served(
     before = frozenset(s3_server.keys(f"{prefix}/"))
     log = root / "serve.log"
     command = [str(VENV_BIN / container["command"][0]), *container["command"][1:]]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=tmp
-        )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}{container['startupProbe']['httpGet']['path']}", 180, proc, log)
+    startup = f"{url}{container['startupProbe']['httpGet']['path']}"
+    with running(command, env=env, cwd=tmp, log=log, ready=startup, timeout=180) as proc:
         yield Served(url, token, proc, container, env["KUBELINE_INFERENCE_LOG_LOCATION"], before)
-    finally:
-        stop(proc)
 
 
 def test_the_probes_answer_on_the_paths_the_chart_names(served: Served) -> None:
