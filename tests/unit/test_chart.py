@@ -847,3 +847,31 @@ def test_notes_say_how_to_call_the_model_through_a_port_forward() -> None:
     assert "port-forward svc/kubeline-serving 3000" in notes
     assert "http://localhost:3000/predict" in notes and "/readyz" in notes
     assert notes.count("helm test kubeline") == 1
+
+
+def test_serving_with_every_option_on_is_valid_restricted_and_lints_clean() -> None:
+    values = {
+        "serving": {
+            "enabled": True,
+            "adminToken": {"enabled": True},
+            "autoscaling": {"enabled": True},
+            "metrics": {"serviceMonitor": {"enabled": True}},
+            "networkPolicy": {"from": [{"podSelector": {"matchLabels": {"app": "client"}}}]},
+        }
+    }
+    docs = chart.render(values)
+    kinds = {d["kind"] for d in docs if "serving" in d["metadata"]["name"]}
+    assert kinds == {
+        "Service",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "Secret",
+        "NetworkPolicy",
+        "Pod",
+    }
+    assert _validate_all(docs) == []
+    assert {n: v for n, s in pod_specs(docs) if (v := restricted_violations(s))} == {}
+    report = helm_python.lint(str(CHART), values, strict=True, namespace="kubeline")
+    assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []
