@@ -243,3 +243,21 @@ def test_each_allowed_flow_names_a_port_the_pod_listens_on(profile: str) -> None
         for rule in policy["spec"].get("ingress", []):
             for port in rule.get("ports", []):
                 assert port["port"] in listening[component], (policy["metadata"]["name"], port)
+
+
+def test_the_service_reaches_external_cidrs_only_on_https() -> None:
+    # production's external database listens in the same range (5432): MLflow may reach it, the
+    # service may not.
+    docs = chart.render(chart.profile_values("production"))
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+
+    def cidr_ports(name: str) -> set[int]:
+        return {
+            p["port"]
+            for rule in policies[name]["spec"]["egress"]
+            if any("ipBlock" in peer for peer in rule["to"])
+            for p in rule["ports"]
+        }
+
+    assert cidr_ports("kubeline-serving") == {443}
+    assert cidr_ports("kubeline-mlflow") == {443, 5432}
