@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,23 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
+
+
+@contextmanager
+def running(
+    args: list[str], *, env: dict[str, str], cwd: Path, log: Path, ready: str, timeout: float
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process in its own session, its output in ``log``; yielded once ``ready``
+    answers, stopped by its PID afterwards."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=cwd
+        )
+    try:
+        wait_http(ready, timeout, proc, log)
+        yield proc
+    finally:
+        stop(proc)
 
 
 @dataclass(frozen=True)

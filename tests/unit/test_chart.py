@@ -5,6 +5,8 @@ ConfigMap and Secret keys are the chart's, and manifests/ is what the chart rend
 
 from __future__ import annotations
 
+import base64
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +20,8 @@ from kubeline.pipelines.cluster import SECRET_KEYS, SETTINGS_ENV, Platform
 
 from kubeline import chart
 from kubeline.errors import ConfigError
+from kubeline.serving.resources import cpu_limit
+from kubeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "kubeline"
@@ -85,16 +89,20 @@ def test_each_profile_renders_the_kinds_it_is_for(rendered: dict[str, list[dict]
         "Job",
         "Pod",
     }
-    # production: the bucket Job creates the bucket in the external S3 too.
+    # production: the bucket Job creates the bucket in the external S3 too; the service is
+    # autoscaled and scraped by the Prometheus Operator.
     assert kinds("production") == core | {
         "Service",
         "Deployment",
         "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ServiceMonitor",
         "Ingress",
         "Job",
         "Pod",
     }
-    assert kinds("minimal") == core
+    # minimal: only the service (one replica, so no PodDisruptionBudget) and its settings.
+    assert kinds("minimal") == core | {"Service", "Deployment"}
     # kind: the kfp-launcher ConfigMap, and the settings where KFP runs its pods.
     launcher = [d for d in rendered["kind"] if d["metadata"]["name"] == "kfp-launcher"]
     assert [d["metadata"]["namespace"] for d in launcher] == ["kubeflow"]
@@ -107,10 +115,18 @@ def test_notes_say_how_to_reach_mlflow_and_s3() -> None:
     assert "KUBELINE_CLUSTER_CONFIG_MAP=kubeline-settings" in notes
 
 
-def test_serving_and_monitor_are_refused_until_their_images_exist() -> None:
-    for part in ("serving", "monitor"):
-        with pytest.raises(ConfigError, match=f"{part}.enabled"):
-            chart.render({part: {"enabled": True}})
+def test_the_monitor_is_refused_until_its_image_exists() -> None:
+    with pytest.raises(ConfigError, match=r"monitor\.enabled"):
+        chart.render({"monitor": {"enabled": True}})
+
+
+def test_serving_without_a_registry_or_with_min_above_max_replicas_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"serving\.enabled: the service needs a registry"):
+        chart.render({"serving": {"enabled": True}, "mlflow": {"enabled": False}})
+    with pytest.raises(ConfigError, match=r"serving\.autoscaling\.minReplicas"):
+        chart.render(
+            {"serving": {"enabled": True, "autoscaling": {"enabled": True, "maxReplicas": 1}}}
+        )
 
 
 def test_mlflow_without_postgres_needs_the_external_database_secret() -> None:
@@ -134,6 +150,9 @@ def test_mlflow_without_postgres_needs_the_external_database_secret() -> None:
         ),
         ({"s3": {"port": 70000}}, "/s3/port"),
         ({"mlflow": {"resources": {"requests": {"gpu": 1}}}}, "additional properties 'gpu'"),
+        ({"serving": {"adminToken": {"token": "s3cret"}}}, "additional properties 'token'"),
+        ({"serving": {"workers": -1}}, "/serving/workers"),
+        ({"serving": {"inferenceLog": {"location": "/var/log"}}}, "/serving/inferenceLog"),
     ],
 )
 def test_a_misspelled_key_or_a_wrong_type_is_refused(values: dict, complaint: str) -> None:
@@ -192,10 +211,17 @@ def test_the_schema_covers_every_value_and_closes_every_object() -> None:
 # --- Kubernetes schemas ----------------------------------------------------------------------
 
 
+# Custom resources the chart may render: their schemas come with their operators, not with
+# Kubernetes. Each is checked by a test of its own below instead.
+CUSTOM_RESOURCES = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+
+
 def _validate_all(docs: list[dict[str, Any]]) -> list[str]:
     failures = []
     for version in KUBE_VERSIONS:
         for doc in docs:
+            if (doc["apiVersion"], doc["kind"]) in CUSTOM_RESOURCES:
+                continue
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except (
@@ -634,3 +660,218 @@ def test_kfp_launcher_points_kfp_at_the_same_bucket_with_a_secret_it_can_read(
     else:
         assert (namespace, ref["secretName"]) in secrets
     assert (ref["accessKeyKey"], ref["secretKeyKey"]) == tuple(SECRET_KEYS)
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+SERVING_ON = {"serving": {"enabled": True}}
+# A worker holds BentoML (~170 MB measured), the model and its share of the inference-log buffer.
+MIB_PER_WORKER = 384
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def serving_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = by_kind(docs, "Deployment", "kubeline-serving")
+    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_serving_is_off_by_default_and_renders_nothing_then(
+    rendered: dict[str, list[dict]],
+) -> None:
+    assert not any("serving" in d["metadata"]["name"] for d in rendered["default"])
+    assert chart.merged_values()["serving"]["enabled"] is False
+
+
+def test_serving_runs_the_settings_image_as_the_service_with_probes() -> None:
+    docs = chart.render(SERVING_ON)
+    c = serving_container(docs)
+    assert c["image"] == Settings.model_fields["serving_image"].default
+    assert c["command"] == ["kubeline", "serve"]
+    probes = {
+        p: c[p]["httpGet"]["path"] for p in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    assert probes == {
+        "startupProbe": "/livez",
+        "livenessProbe": "/livez",
+        "readinessProbe": "/readyz",
+    }
+    assert c["ports"] == [{"name": "http", "containerPort": 3000}]
+    pod = by_kind(docs, "Deployment", "kubeline-serving")["spec"]["template"]
+    assert pod["spec"]["securityContext"]["runAsUser"] == 10001
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}} in pod["spec"]["volumes"]
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "3000",
+        "prometheus.io/path": "/metrics",
+    }
+    service = by_kind(docs, "Service", "kubeline-serving")
+    assert service["spec"]["ports"] == [{"name": "http", "port": 3000, "targetPort": "http"}]
+
+
+def test_every_variable_the_service_is_given_is_a_kubeline_setting() -> None:
+    values = {
+        "serving": {"enabled": True, "version": "3", "workers": 2, "adminToken": {"enabled": True}}
+    }
+    c = serving_container(chart.render(values))
+    names = {e["name"] for e in c["env"]}
+    fields = {f"KUBELINE_{name.upper()}" for name in Settings.model_fields}
+    assert names <= fields, names - fields
+    assert c["envFrom"] == [{"configMapRef": {"name": Platform.defaults().config_map}}]
+    secret_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+    for key, env in SECRET_KEYS.items():
+        assert secret_env[env] == {"name": Platform.defaults().s3_secret, "key": key}
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["KUBELINE_SERVE_VERSION"] == "3" and env["KUBELINE_SERVE_WORKERS"] == "2"
+    assert env["KUBELINE_INFERENCE_LOG_LOCATION"] == "s3://kubeline/inference-log"
+    # Settings parse what the chart writes (a quoted number, "true"), as the pod's would.
+    Settings(**{k.removeprefix("KUBELINE_").lower(): v for k, v in env.items() if v is not None})
+
+
+def test_the_service_reads_the_settings_configmap_in_its_own_namespace(
+    rendered: dict[str, list[dict]],
+) -> None:
+    for profile in ("kind", "production"):
+        maps = {
+            d["metadata"]["namespace"]
+            for d in rendered[profile]
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "kubeline-settings"
+        }
+        assert maps == {"kubeflow", "kubeline"}, profile
+
+
+def _workers(container: dict[str, Any], tmp_path: Path) -> int:
+    """What the service starts: KUBELINE_SERVE_WORKERS, else one per CPU of the pod's limit."""
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    if "KUBELINE_SERVE_WORKERS" in env:
+        return int(env["KUBELINE_SERVE_WORKERS"])
+    # The cgroup file the kubelet writes for this limit, read by the service's own parser.
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(f"{int(_cpu(container['resources']['limits']['cpu']) * 100_000)} 100000\n")
+    limit = cpu_limit(v2=cpu_max)
+    assert limit is not None
+    return max(1, math.ceil(limit))
+
+
+@pytest.mark.parametrize("profile", ["default+serving", "production", "minimal"])
+def test_the_memory_limit_holds_every_worker_the_cpu_limit_starts(
+    profile: str, tmp_path: Path
+) -> None:
+    values = SERVING_ON if profile == "default+serving" else values_of(profile)
+    c = serving_container(chart.render(values))
+    workers = _workers(c, tmp_path)
+    assert workers >= 1
+    assert _mib(c["resources"]["limits"]["memory"]) / workers >= MIB_PER_WORKER, (profile, workers)
+
+
+def test_a_rollout_and_a_drain_never_take_the_service_below_its_budget() -> None:
+    docs = chart.render(SERVING_ON)
+    deployment = by_kind(docs, "Deployment", "kubeline-serving")
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pdb = by_kind(docs, "PodDisruptionBudget", "kubeline-serving")
+    assert pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    assert pdb["spec"]["maxUnavailable"] < deployment["spec"]["replicas"]
+
+
+def test_the_autoscaler_owns_the_replica_count_when_on(rendered: dict[str, list[dict]]) -> None:
+    docs = rendered["production"]
+    deployment = by_kind(docs, "Deployment", "kubeline-serving")
+    hpa = by_kind(docs, "HorizontalPodAutoscaler", "kubeline-serving")
+    assert "replicas" not in deployment["spec"]  # else every upgrade resets the HPA's count
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "kubeline-serving",
+    }
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    pdb = by_kind(docs, "PodDisruptionBudget", "kubeline-serving")
+    assert pdb["spec"]["maxUnavailable"] < hpa["spec"]["minReplicas"]
+
+
+def test_the_service_monitor_scrapes_the_service_port_by_name(
+    rendered: dict[str, list[dict]],
+) -> None:
+    docs = rendered["production"]
+    monitor = by_kind(docs, "ServiceMonitor", "kubeline-serving")
+    service = by_kind(docs, "Service", "kubeline-serving")
+    labels = service["metadata"]["labels"]
+    assert all(labels[k] == v for k, v in monitor["spec"]["selector"]["matchLabels"].items())
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["kubeline"]}
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == [
+        p["name"] for p in service["spec"]["ports"]
+    ]
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    # Scraped by the operator: no annotations asking an annotation-based Prometheus too.
+    pod = by_kind(docs, "Deployment", "kubeline-serving")["spec"]["template"]
+    assert "prometheus.io/scrape" not in pod["metadata"].get("annotations", {})
+
+
+def _token_ref(docs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    env = {e["name"]: e for e in serving_container(docs)["env"]}
+    ref = env.get("KUBELINE_SERVE_ADMIN_TOKEN")
+    return None if ref is None else ref["valueFrom"]["secretKeyRef"]
+
+
+def test_the_admin_token_is_generated_or_an_existing_secret_never_a_value() -> None:
+    assert _token_ref(chart.render(SERVING_ON)) is None  # no token: /admin/reload is off
+    generated = {"serving": {"enabled": True, "adminToken": {"enabled": True}}}
+    first, second = (chart.render(generated) for _ in range(2))
+    assert _token_ref(first) == {"name": "kubeline-serving-admin", "key": "token"}
+    tokens = [
+        by_kind(d, "Secret", "kubeline-serving-admin")["data"]["token"] for d in (first, second)
+    ]
+    assert tokens[0] != tokens[1] and len(base64.b64decode(tokens[0])) == 40
+    existing = {
+        "serving": {"enabled": True, "adminToken": {"enabled": True, "existingSecret": "t"}}
+    }
+    docs = chart.render(existing)
+    assert _token_ref(docs) == {"name": "t", "key": "token"}
+    assert not any(d["kind"] == "Secret" and "serving" in d["metadata"]["name"] for d in docs)
+
+
+def test_helm_test_asks_the_service_for_readyz_by_its_dns_name() -> None:
+    pod = by_kind(chart.render(SERVING_ON), "Pod", "kubeline-test-serving")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    container = pod["spec"]["containers"][0]
+    assert "/readyz" in container["args"][0]
+    assert container["args"][1] == "http://kubeline-serving.kubeline.svc.cluster.local:3000"
+    assert container["image"] == serving_container(chart.render(SERVING_ON))["image"]
+
+
+def test_notes_say_how_to_call_the_model_through_a_port_forward() -> None:
+    notes = chart.render_files(SERVING_ON)["kubeline/templates/NOTES.txt"]
+    assert "port-forward svc/kubeline-serving 3000" in notes
+    assert "http://localhost:3000/predict" in notes and "/readyz" in notes
+    assert notes.count("helm test kubeline") == 1
+
+
+def test_serving_with_every_option_on_is_valid_restricted_and_lints_clean() -> None:
+    values = {
+        "serving": {
+            "enabled": True,
+            "adminToken": {"enabled": True},
+            "autoscaling": {"enabled": True},
+            "metrics": {"serviceMonitor": {"enabled": True}},
+            "networkPolicy": {"from": [{"podSelector": {"matchLabels": {"app": "client"}}}]},
+        }
+    }
+    docs = chart.render(values)
+    kinds = {d["kind"] for d in docs if "serving" in d["metadata"]["name"]}
+    assert kinds == {
+        "Service",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "Secret",
+        "NetworkPolicy",
+        "Pod",
+    }
+    assert _validate_all(docs) == []
+    assert {n: v for n, s in pod_specs(docs) if (v := restricted_violations(s))} == {}
+    report = helm_python.lint(str(CHART), values, strict=True, namespace="kubeline")
+    assert report["errors"] == [] and [m for m in report["messages"] if m["severity"] >= 2] == []

@@ -123,6 +123,8 @@ def world(values: dict[str, Any], docs: list[dict[str, Any]]) -> list[Pod]:
         Pod("stranger-here", RELEASE_NS, {"app": "stranger"}),
         Pod("stranger-elsewhere", "default", {"app": "stranger"}),
         Pod("ingress-controller", "ingress-nginx", {"app": "ingress-nginx"}),
+        Pod("app-client", "apps", {"app": "client"}),
+        Pod("prometheus", "monitoring", {"app": "prometheus"}),
         Pod("dns", "kube-system", {"k8s-app": "kube-dns"}, {53: "dns"}),
     ]
     if selector:
@@ -154,6 +156,8 @@ OUTSIDERS = {
     "stranger-here",
     "stranger-elsewhere",
     "ingress-controller",
+    "app-client",
+    "prometheus",
 }
 
 
@@ -189,8 +193,38 @@ def test_pipelines_in_the_kfp_namespace_reach_mlflow_and_s3_and_nothing_else() -
 def test_production_lets_in_the_ingress_controller_and_only_selected_pipeline_pods() -> None:
     edges = graph(chart.profile_values("production"))
     into_mlflow = {src for src, dst in edges if dst == "mlflow"}
-    assert into_mlflow == {"pipeline", "ingress-controller", "test"}
+    assert into_mlflow == {"pipeline", "ingress-controller", "test", "serving"}
     assert ("unselected-in-pipelines-ns", "mlflow") not in edges
+
+
+def test_the_service_reaches_mlflow_and_s3_never_postgres_and_any_client_reaches_it() -> None:
+    edges = graph({"serving": {"enabled": True}})
+    assert {dst for src, dst in edges if src == "serving"} == {"mlflow", "s3", "dns"}
+    assert ("serving", "postgres") not in edges
+    # Its clients are any pod (the cluster DNS's too); the release's own servers never call it.
+    into_serving = {src for src, dst in edges if dst == "serving"}
+    assert into_serving == {"test", "dns", *OUTSIDERS}
+    # Everything else is as without the service, plus its own flows.
+    without = graph({})
+    assert edges - without == {
+        ("serving", "mlflow"),
+        ("serving", "s3"),
+        ("serving", "dns"),
+        *{(src, "serving") for src in into_serving},
+    }
+
+
+def test_production_lets_only_the_named_namespaces_call_the_service() -> None:
+    edges = graph(chart.profile_values("production"))
+    assert {src for src, dst in edges if dst == "serving"} == {"app-client", "prometheus", "test"}
+    # No S3 or database in the release: the registry, and the external CIDRs (not pods).
+    assert {dst for src, dst in edges if src == "serving"} == {"mlflow", "dns"}
+
+
+def test_the_minimal_profile_serves_anyone_and_reaches_only_dns_among_pods() -> None:
+    edges = graph(chart.profile_values("minimal"))
+    assert {dst for src, dst in edges if src == "serving"} == {"dns"}
+    assert {src for src, dst in edges if dst == "serving"} == {"dns", *OUTSIDERS}
 
 
 def test_without_the_default_deny_strangers_would_get_in() -> None:
@@ -209,3 +243,21 @@ def test_each_allowed_flow_names_a_port_the_pod_listens_on(profile: str) -> None
         for rule in policy["spec"].get("ingress", []):
             for port in rule.get("ports", []):
                 assert port["port"] in listening[component], (policy["metadata"]["name"], port)
+
+
+def test_the_service_reaches_external_cidrs_only_on_https() -> None:
+    # production's external database listens in the same range (5432): MLflow may reach it, the
+    # service may not.
+    docs = chart.render(chart.profile_values("production"))
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+
+    def cidr_ports(name: str) -> set[int]:
+        return {
+            p["port"]
+            for rule in policies[name]["spec"]["egress"]
+            if any("ipBlock" in peer for peer in rule["to"])
+            for p in rule["ports"]
+        }
+
+    assert cidr_ports("kubeline-serving") == {443}
+    assert cidr_ports("kubeline-mlflow") == {443, 5432}

@@ -144,6 +144,20 @@ affinity:
 {{- end -}}
 {{- end -}}
 
+{{/* Where the service writes its inference log (and the monitor reads it): the value, else
+     beside MLflow's artifacts, s3://<s3.bucket>/inference-log (the release's S3 or the
+     external one the settings name). */}}
+{{- define "kubeline.inferenceLogLocation" -}}
+{{- .Values.serving.inferenceLog.location | default (printf "s3://%s/inference-log" .Values.s3.bucket) -}}
+{{- end -}}
+
+{{/* The Secret holding the service's admin token ("" when /admin/reload is off). */}}
+{{- define "kubeline.servingTokenSecret" -}}
+{{- if .Values.serving.adminToken.enabled -}}
+{{- .Values.serving.adminToken.existingSecret | default (include "kubeline.component" (dict "root" . "component" "serving-admin")) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* A generated credential, kept across upgrades: the live Secret's value when there is one
      (lookup answers nothing in `helm template` and dry runs, so those show a fresh value).
      "kubeline.keptSecret" (dict "root" $ "name" "x" "key" "k" "length" 32) -> base64 value */}}
@@ -179,8 +193,11 @@ affinity:
 
 {{/* Refuse values that cannot work, with one sentence saying what to set. */}}
 {{- define "kubeline.validate" -}}
-{{- if .Values.serving.enabled -}}
-{{- fail "serving.enabled: the BentoML Deployment is not in this chart version yet; set it to false" -}}
+{{- if and .Values.serving.enabled (not (include "kubeline.mlflowUri" .)) -}}
+{{- fail "serving.enabled: the service needs a registry; enable mlflow or set settings.mlflowTrackingUri" -}}
+{{- end -}}
+{{- if and .Values.serving.enabled .Values.serving.autoscaling.enabled (gt (int .Values.serving.autoscaling.minReplicas) (int .Values.serving.autoscaling.maxReplicas)) -}}
+{{- fail "serving.autoscaling.minReplicas: it is above maxReplicas; lower it or raise maxReplicas" -}}
 {{- end -}}
 {{- if .Values.monitor.enabled -}}
 {{- fail "monitor.enabled: the drift-monitor CronJob is not in this chart version yet; set it to false" -}}
