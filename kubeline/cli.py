@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -179,6 +180,15 @@ def data_generate(
             "walk, with nothing to learn. Default: the planted signal of kubeline.data.generate."
         ),
     ] = None,
+    drift: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            metavar="YYYY-MM-DD",
+            help="Plant a regime change from this date on (volatility x2.5, volume x3), for "
+            "`kubeline monitor` to find.",
+        ),
+    ] = None,
 ) -> None:
     """Write realistic synthetic daily OHLCV data (deterministic for a seed)."""
     from kubeline.data.generate import PLANTED_RETURN_AR, generate, write_dataset
@@ -189,6 +199,7 @@ def data_generate(
             years=years,
             seed=seed,
             return_ar=PLANTED_RETURN_AR if return_ar is None else return_ar,
+            drift_from=drift.date() if drift else None,
         )
         files = write_dataset(frame, out, layout)
     console.print(
@@ -302,6 +313,94 @@ def predict(
             f"windows: {escape(', '.join(result.dropped_tickers))}",
             highlight=False,
         )
+
+
+@app.command()
+def monitor(
+    current: Annotated[
+        str | None,
+        typer.Option(
+            "--current",
+            help="Judge this market data (any ingest layout, local or s3://) instead of the "
+            "inference log; its bars after the model's holdout (or --since) are the window.",
+        ),
+    ] = None,
+    truth: Annotated[
+        str | None,
+        typer.Option(
+            "--truth",
+            help="Market data whose later bars give the logged predictions their realized "
+            "targets (joined by ticker and date), so decay can be judged.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="The window starts here (YYYY-MM-DD or an ISO time)."),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help="Model version (default: the champion).")
+    ] = None,
+    model: ModelOption = None,
+    config: ConfigOption = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", help="Folder for report.html and summary.json (default: dated)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Check the champion for drift and decay; exit 0 ok, 10 drift, 11 decay, 12 too little data.
+
+    The last line printed is the decision: ok, drift, decay or insufficient-data.
+    """
+    from kubeline.steps.monitor import check
+
+    with err_console.status("checking"):
+        summary = check(
+            current=current,
+            truth=truth,
+            since=since,
+            version=version,
+            model_name=model,
+            config=_config_text(config),
+            out=out,
+            settings=_settings(),
+        )
+    if as_json:
+        print(summary.to_json())
+    else:
+        console.print(
+            f"{escape(summary.model_name)} version {summary.model_version} on "
+            f"{summary.rows:,} rows of the {escape(summary.source)} "
+            f"({summary.window_start} to {summary.window_end})",
+            highlight=False,
+        )
+        if summary.drift_rows:
+            sampled = f", a sample of {summary.drift_rows:,}" if summary.sampled else ""
+            console.print(
+                f"drift ({summary.drift_method} > {summary.drift_threshold:g}{sampled}): "
+                f"{summary.drifted_share:.0%} of the features drifted"
+                + (
+                    f": {escape(', '.join(summary.drifted_features))}"
+                    if summary.drifted_features
+                    else ""
+                )
+                + f"; prediction {summary.prediction_drift:.3f}",
+                highlight=False,
+            )
+        if summary.rmse is not None:
+            naive = ", ".join(
+                f"{k.replace('_', ' ')} {v:.5g}" for k, v in summary.naive_rmse.items()
+            )
+            console.print(
+                f"on {summary.truth_rows:,} rows with a realized target: rmse {summary.rmse:.5g} "
+                f"(holdout {summary.holdout_rmse:.5g}); naive {naive}",
+                highlight=False,
+            )
+        console.print(f"{escape(summary.reason)}", highlight=False)
+        if summary.report:
+            console.print(f"report: {escape(summary.report)}", soft_wrap=True, highlight=False)
+        console.print(summary.decision, highlight=False)
+    raise typer.Exit(summary.exit_code)
 
 
 @app.command("compile")

@@ -261,6 +261,38 @@ class BacktestConfig(_Strict):
     cost_bps: float = Field(default=5.0, ge=0.0, description="Cost per position change, in bps.")
 
 
+class MonitorConfig(_Strict):
+    """When ``kubeline monitor`` calls the champion drifted or decayed."""
+
+    # Wasserstein distance, normed by the reference's standard deviation: a size of shift, not
+    # a significance. p-value tests (Kolmogorov-Smirnov) call every feature drifted on windows
+    # of a few thousand rows, where any difference is significant; a distance does not grow
+    # with the window. PSI is the other distance Evidently offers; it bins, and heavy-tailed
+    # returns put most rows in a few bins.
+    drift_method: Literal["wasserstein", "psi"] = "wasserstein"
+    drift_threshold: float = Field(
+        default=0.1,
+        gt=0.0,
+        description="A column drifted when its distance exceeds this (Evidently's default for "
+        "wasserstein is 0.1, for psi 0.1 too).",
+    )
+    drifted_share: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=1.0,
+        description="The window drifted when at least this share of the model's features did.",
+    )
+    allowed_decay: float = Field(
+        default=0.25,
+        ge=0.0,
+        description="Decayed when the window's error exceeds the holdout's by more than this "
+        "share (0.25: 25% worse), or no longer beats every naive forecast on the same rows.",
+    )
+    min_rows: int = Field(
+        default=200, ge=1, description="Fewer rows in the window: insufficient-data."
+    )
+
+
 class RunConfig(_Strict):
     """Everything one training run needs besides the data and the settings."""
 
@@ -276,6 +308,7 @@ class RunConfig(_Strict):
     selection_metric: MetricName = "rmse"
     gate: GateConfig = Field(default_factory=GateConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     seed: int = 42
 
     @field_validator("features")

@@ -98,6 +98,11 @@ def ticker_names(n: int, rng: np.random.Generator) -> list[str]:
     return sorted(names)
 
 
+# The regime change ``generate(drift_from=...)`` plants (volatility and volume multipliers).
+DRIFT_VOLATILITY = 2.5
+DRIFT_VOLUME = 3.0
+
+
 def _ar1(shocks: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """Stationary unit-variance AR(1) along axis 0 driven by standard normal ``shocks``."""
     out = np.empty_like(shocks)
@@ -109,7 +114,7 @@ def _ar1(shocks: np.ndarray, phi: np.ndarray) -> np.ndarray:
 
 
 def _block(
-    n_days: int, n: int, rng: np.random.Generator, return_ar: float
+    n_days: int, n: int, rng: np.random.Generator, return_ar: float, shift_day: int | None = None
 ) -> dict[str, np.ndarray]:
     """Prices and volumes for ``n`` tickers over ``n_days`` as (days, tickers) arrays."""
     # Regimes: switch with probability ~1/250 a day; state = parity of the number of switches.
@@ -122,6 +127,10 @@ def _block(
     base_mu = rng.normal(0.0007, 0.0003, size=n)
     sigma = np.where(turbulent, base_vol * rng.uniform(1.5, 2.2, size=n), base_vol)
     mu = np.where(turbulent, base_mu - 0.0008, base_mu)
+    shifted = np.zeros((n_days, 1), dtype=bool)
+    if shift_day is not None:  # the regime change: no random draw, so other values stay equal
+        shifted[shift_day:] = True
+        sigma = np.where(shifted, sigma * DRIFT_VOLATILITY, sigma)
 
     noise = _ar1(rng.standard_normal((n_days, n)), np.full(n, return_ar))
     logret = mu - 0.5 * sigma**2 + sigma * noise
@@ -154,6 +163,7 @@ def _block(
         + 0.5 * _ar1(rng.standard_normal((n_days, n)), phi_v)
         + 0.35 * np.minimum(np.abs(logret) / sigma, 6.0)
         + 0.3 * turbulent
+        + np.log(DRIFT_VOLUME) * shifted
     )
     volume = np.rint(np.exp(log_volume))
     return {
@@ -172,12 +182,17 @@ def generate(
     seed: int,
     start: date = date(2000, 1, 3),
     return_ar: float = PLANTED_RETURN_AR,
+    drift_from: date | None = None,
 ) -> pl.DataFrame:
     """A canonical frame of synthetic daily OHLCV, identical for the same arguments.
 
     ``return_ar`` is the planted lag-1 autocorrelation of every ticker's daily return shocks
     (see the module docstring); 0 plants nothing: returns are then a random walk whose drift
     and volatility switch regimes, and no model should pass an honest gate on it.
+
+    ``drift_from`` plants a regime change for the monitor to find: from that date on, every
+    ticker's volatility is ``DRIFT_VOLATILITY`` times and its volume ``DRIFT_VOLUME`` times what
+    it would have been; the bars before it are exactly those of the same call without it.
     """
     if tickers < 1 or years <= 0:
         raise KubelineError(
@@ -194,11 +209,20 @@ def generate(
     n_days = len(days)
     names = ticker_names(tickers, rng)
     day_numbers = days.astype("datetime64[D]").astype(np.int32)
+    shift_day = None
+    if drift_from is not None:
+        shift_day = int(np.searchsorted(days.astype("datetime64[D]"), np.datetime64(drift_from)))
+        if shift_day >= n_days:
+            raise KubelineError(
+                f"the drift date {drift_from} is after the last generated day "
+                f"{days[-1].astype('datetime64[D]')}",
+                hint="give a date inside the generated years",
+            )
     parts = []
     for first in range(0, tickers, _BLOCK):
         n = min(_BLOCK, tickers - first)
         block_rng = np.random.default_rng([seed, first])
-        values = _block(n_days, n, block_rng, return_ar)
+        values = _block(n_days, n, block_rng, return_ar, shift_day)
         # A quarter of the names list later; about 1 day in 800 is missing from the record.
         listed_from = np.where(
             block_rng.random(n) < 0.25, block_rng.integers(0, max(1, n_days // 2), size=n), 0

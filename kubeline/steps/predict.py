@@ -75,8 +75,26 @@ def predictions_frame(
     """
     import polars as pl
 
-    from kubeline import features as feature_engine
     from kubeline.data import schema as s
+
+    table, found = scored_table(raw, served)
+    out = table.select(
+        s.TICKER,
+        s.DATE,
+        PREDICTION,
+        pl.lit(served.name, dtype=pl.String).alias(MODEL_NAME),
+        pl.lit(served.version, dtype=pl.String).alias(MODEL_VERSION),
+    )
+    return out, found
+
+
+def scored_table(raw: pl.DataFrame, served: ServedModel) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """``predictions_frame``'s work, keeping the whole features table of the scored rows:
+    ticker, date, the features, the target (null where not realized yet), the naive forecasts'
+    columns and the prediction. The monitor judges the model on it."""
+    import polars as pl
+
+    from kubeline import features as feature_engine
     from kubeline.data.snapshot import content_hash
     from kubeline.data.validate import validate
     from kubeline.errors import DataError
@@ -101,13 +119,7 @@ def predictions_frame(
     names = card.feature_names
     complete = table.drop_nulls(names)
     predicted = served.predict(complete.select(names).to_pandas())
-    out = complete.select(
-        s.TICKER,
-        s.DATE,
-        pl.Series(PREDICTION, predicted, dtype=pl.Float64),
-        pl.lit(served.name, dtype=pl.String).alias(MODEL_NAME),
-        pl.lit(served.version, dtype=pl.String).alias(MODEL_VERSION),
-    )
+    out = complete.with_columns(pl.Series(PREDICTION, predicted, dtype=pl.Float64))
     found = {
         "incomplete_rows": table.height - complete.height,
         "dropped_tickers": sorted(checked.dropped_tickers),

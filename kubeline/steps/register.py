@@ -143,12 +143,14 @@ def run(
     """Log, register, infra-check and promote; returns name, version, alias and the reason."""
     import mlflow
     import pandas as pd
+    import polars as pl
 
     from kubeline import lineage as lineage_mod
     from kubeline import model as model_file
     from kubeline import promotion, registry
     from kubeline.evaluate.verdict import EVALUATION_FILE, EXAMPLE_FILE, PLOTS_DIR, Verdict
     from kubeline.model import CARD_FILE
+    from kubeline.monitor.reference import REFERENCE_ARTIFACT, training_reference
     from kubeline.registry import GateState, Tag
     from kubeline.settings import get_settings
 
@@ -204,6 +206,10 @@ def run(
             page = Path(tmp) / "report.html"
             shutil.copyfile(report, page)
             mlflow.log_artifact(str(page))
+            # What `kubeline monitor` compares live data with: this version's training rows.
+            reference = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+            training_reference(pl.read_parquet(snapshot), cfg, saved).to_parquet(reference)
+            mlflow.log_artifact(str(reference), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
         if (folder / PLOTS_DIR).is_dir():
             mlflow.log_artifacts(str(folder / PLOTS_DIR), artifact_path=PLOTS_DIR)
         mlflow.log_text(verdict.model_dump_json(indent=2), EVALUATION_FILE)

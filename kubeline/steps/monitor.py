@@ -1,0 +1,256 @@
+"""Monitor: one check of the champion (or a pinned version) against a current window.
+
+``check`` loads the version (the service's loader), its reference (the training features logged
+with it at register), the window (the inference log, or market data scored with the training
+code), compares them for drift with Evidently, judges decay where targets are realized, decides
+(``kubeline.monitor.decision``) and writes, under a dated key of the checks' location (local or
+s3://, each file atomically): ``report.html`` (Evidently's report) and ``summary.json``
+(``CheckSummary``). The headline numbers go to MLflow, in a run tagged with the judged
+version and the pipeline run behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubeline.steps.base import run_config
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kubeline.monitor.window import Window
+    from kubeline.serving.loaded import ServedModel
+    from kubeline.settings import Settings
+
+REPORT_FILE = "report.html"
+SUMMARY_FILE = "summary.json"
+CHECKS_FOLDER = "monitor"
+# A window above this many rows is sampled (deterministically) before the drift comparison:
+# a Wasserstein distance on 200,000 rows is as stable as on a million, at a fifth of the time.
+DRIFT_SAMPLE_ROWS = 200_000
+
+
+@dataclass
+class CheckSummary:
+    """One check, as summary.json holds it and ``kubeline monitor`` prints it."""
+
+    decision: str
+    reason: str
+    exit_code: int
+    checked_at: str
+    model_name: str
+    model_version: str
+    mlflow_run_id: str | None
+    pipeline_run_id: str | None
+    source: str
+    window_start: str | None
+    window_end: str | None
+    rows: int
+    drift_rows: int  # rows compared for drift (a sample when the window is larger)
+    sampled: bool
+    reference_rows: int
+    drift_method: str
+    drift_threshold: float
+    drifted_share: float
+    drifted_features: list[str]
+    drift_scores: dict[str, float]
+    prediction_drift: float | None
+    truth_rows: int
+    rmse: float | None
+    mae: float | None
+    holdout_rmse: float | None
+    naive_rmse: dict[str, float] = field(default_factory=dict)
+    decay_reasons: list[str] = field(default_factory=list)
+    report: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        def clean(value: Any) -> Any:  # NaN is not JSON
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            return value
+
+        return json.dumps({k: clean(v) for k, v in asdict(self).items()}, indent=2)
+
+
+def checks_location(settings: Settings) -> str:
+    """Where checks are written: beside the artifacts when they are on S3, else the state."""
+    root = settings.mlflow_artifact_location or ""
+    if root.startswith("s3://"):
+        return f"{root.rstrip('/')}/{CHECKS_FOLDER}"
+    return str(settings.state_path / CHECKS_FOLDER)
+
+
+def _holdout_rmse(settings: Settings, served: ServedModel) -> float:
+    """The version's holdout rmse, from the scores register tagged it with."""
+    from kubeline import registry
+    from kubeline.registry import Tag
+
+    version = registry.connect(settings).get_model_version(served.name, served.version)
+    scores = json.loads(version.tags.get(Tag.SCORES, "{}") or "{}")
+    if scores.get("metric") == "rmse" and isinstance(scores.get("model"), int | float):
+        return float(scores["model"])
+    return math.nan
+
+
+def _sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    return frame.sample(n=rows, random_state=seed).sort_index() if len(frame) > rows else frame
+
+
+def check(
+    *,
+    current: str | None = None,
+    truth: str | None = None,
+    since: str | None = None,
+    version: str | None = None,
+    model_name: str | None = None,
+    config: str = "",
+    out: str | None = None,
+    settings: Settings | None = None,
+) -> CheckSummary:
+    """Run one check and write its report and summary; see the module docstring."""
+    from kubeline.data.schema import TARGET
+    from kubeline.monitor import decay as decay_mod
+    from kubeline.monitor import window as window_mod
+    from kubeline.monitor.decision import EXIT_CODES, decide
+    from kubeline.monitor.drift import drift_report
+    from kubeline.monitor.reference import PREDICTION, load_reference
+    from kubeline.serving.loaded import load_served
+    from kubeline.settings import get_settings
+
+    started = time.perf_counter()
+    # MLflow draws a progress bar for every artifact read; a CronJob's log wants none.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    settings = settings or get_settings()
+    cfg = run_config(config).monitor
+    served = load_served(settings, name=model_name or None, version=version or None)
+    card = served.card
+    reference = load_reference(served)
+    window: Window = (
+        window_mod.from_market_data(current, served, settings, since)
+        if current
+        else window_mod.from_inference_log(served, settings, since, truth)
+    )
+    frame = window.frame
+    now = datetime.now(UTC)
+    features = served.feature_names
+    enough = window.rows >= cfg.min_rows
+    compared = _sample(frame, DRIFT_SAMPLE_ROWS, 0) if enough else frame
+    drift = snapshot = None
+    if enough:
+        drift, snapshot = drift_report(
+            reference, compared, features, PREDICTION,
+            method=cfg.drift_method, threshold=cfg.drift_threshold,
+        )  # fmt: skip
+    known = frame.dropna(subset=[TARGET]) if TARGET in frame.columns else frame.iloc[0:0]
+    decay = None
+    if len(known) >= cfg.min_rows:
+        decay = decay_mod.judge(
+            known,
+            card,
+            prediction=PREDICTION,
+            holdout_rmse=_holdout_rmse(settings, served),
+            allowed_decay=cfg.allowed_decay,
+        )
+    drifted = drift is not None and drift.share >= cfg.drifted_share
+    outcome, reason = decide(
+        rows=window.rows,
+        min_rows=cfg.min_rows,
+        drifted=drifted,
+        decayed=None if decay is None else decay.decayed,
+        truth_rows=len(known),
+        truth_asked=window.truth_asked,
+    )
+    if outcome.value == "decay" and decay is not None:
+        reason = f"{reason}: {'; '.join(decay.reasons)}"
+    elif outcome.value == "drift" and drift is not None:
+        top = ", ".join(f"{c.column} ({c.score:.2f})" for c in drift.drifted[:5])
+        reason = f"{drift.share:.0%} of the features drifted: {top}"
+    key = f"{now:%Y%m%dT%H%M%SZ}-{served.name}-v{served.version}"
+    location = out or f"{checks_location(settings).rstrip('/')}/{key}"
+    summary = CheckSummary(
+        decision=outcome.value,
+        reason=reason,
+        exit_code=EXIT_CODES[outcome],
+        checked_at=now.isoformat(timespec="seconds"),
+        model_name=served.name,
+        model_version=served.version,
+        mlflow_run_id=served.mlflow_run_id,
+        pipeline_run_id=served.pipeline_run_id,
+        source=window.source,
+        window_start=window.start,
+        window_end=window.end,
+        rows=window.rows,
+        drift_rows=len(compared) if drift is not None else 0,
+        sampled=drift is not None and len(compared) < len(frame),
+        reference_rows=len(reference),
+        drift_method=cfg.drift_method,
+        drift_threshold=cfg.drift_threshold,
+        drifted_share=drift.share if drift is not None else 0.0,
+        drifted_features=[c.column for c in drift.drifted] if drift is not None else [],
+        drift_scores={c.column: c.score for c in drift.features} if drift is not None else {},
+        prediction_drift=drift.prediction.score if drift is not None else None,
+        truth_rows=len(known),
+        rmse=decay.rmse if decay else None,
+        mae=decay.mae if decay else None,
+        holdout_rmse=decay.holdout_rmse if decay else None,
+        naive_rmse=decay.naive_rmse if decay else {},
+        decay_reasons=decay.reasons if decay else [],
+        report=f"{location}/{REPORT_FILE}" if snapshot is not None else None,
+    )
+    summary.seconds = round(time.perf_counter() - started, 3)
+    _write(location, snapshot, summary, settings)
+    _log_to_mlflow(settings, summary)
+    return summary
+
+
+def _write(location: str, snapshot: Any, summary: CheckSummary, settings: Settings) -> None:
+    """The report (when drift was compared) and the summary, each file atomically."""
+    from kubeline.storage import output_location
+
+    if snapshot is not None:
+        with output_location(f"{location}/{REPORT_FILE}", settings) as tmp:
+            snapshot.save_html(str(tmp))  # a str: given a Path, Evidently writes nothing
+    with output_location(f"{location}/{SUMMARY_FILE}", settings) as tmp:
+        Path(tmp).write_text(summary.to_json(), encoding="utf-8")
+
+
+def _log_to_mlflow(settings: Settings, summary: CheckSummary) -> None:
+    """Headline numbers in a run of the monitoring experiment, tagged with what was judged."""
+    import mlflow
+
+    from kubeline import registry
+    from kubeline.lineage import TAG_PREFIX
+
+    client = registry.connect(settings)
+    experiment = registry.ensure_experiment(
+        client, f"{settings.experiment_name}-monitor", settings.artifact_location
+    )
+    tags = {
+        f"{TAG_PREFIX}model_name": summary.model_name,
+        f"{TAG_PREFIX}model_version": summary.model_version,
+        f"{TAG_PREFIX}judged_run_id": summary.mlflow_run_id or "",
+        f"{TAG_PREFIX}pipeline_run_id": summary.pipeline_run_id or "",
+        f"{TAG_PREFIX}decision": summary.decision,
+    }
+    metrics = {"rows": float(summary.rows), "drifted_share": summary.drifted_share}
+    metrics |= {f"drift_{k}": v for k, v in summary.drift_scores.items()}
+    if summary.prediction_drift is not None:
+        metrics["drift_prediction"] = summary.prediction_drift
+    for name in ("rmse", "mae"):
+        value = getattr(summary, name)
+        if value is not None and math.isfinite(value):
+            metrics[f"window_{name}"] = value
+    run_name = f"check-{summary.model_name}-v{summary.model_version}"
+    with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags):
+        mlflow.log_metrics(metrics)
+        mlflow.log_text(summary.to_json(), SUMMARY_FILE)
