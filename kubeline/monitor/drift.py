@@ -60,16 +60,23 @@ def drift_report(
     *,
     method: str,
     threshold: float,
+    drifted_share: float = 0.5,
 ) -> tuple[DriftResult, Any]:
     """Compare ``current`` with ``reference`` column by column; the result and the snapshot
-    (whose ``save_html`` writes the report)."""
+    (whose ``save_html`` writes the report). ``drifted_share`` is only what the report shows as
+    its dataset threshold (Evidently counts the prediction among the columns; the decision
+    counts features only)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     columns = [*features, prediction]
     definition = DataDefinition(numerical_columns=columns)
     report = Report(
-        [DataDriftPreset(columns=columns, method=method, threshold=threshold)],
+        [
+            DataDriftPreset(
+                columns=columns, method=method, threshold=threshold, drift_share=drifted_share
+            )
+        ],
         include_tests=True,
     )
     snapshot = report.run(

@@ -150,6 +150,7 @@ def check(
         drift, snapshot = drift_report(
             reference, compared, features, PREDICTION,
             method=cfg.drift_method, threshold=cfg.drift_threshold,
+            drifted_share=cfg.drifted_share,
         )  # fmt: skip
     known = frame.dropna(subset=[TARGET]) if TARGET in frame.columns else frame.iloc[0:0]
     decay = None
