@@ -337,6 +337,10 @@ def monitor(
         str | None,
         typer.Option("--since", help="The window starts here (YYYY-MM-DD or an ISO time)."),
     ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="The inference log's window ends before this time."),
+    ] = None,
     version: Annotated[
         str | None, typer.Option("--version", help="Model version (default: the champion).")
     ] = None,
@@ -359,6 +363,7 @@ def monitor(
             current=current,
             truth=truth,
             since=since,
+            until=until,
             version=version,
             model_name=model,
             config=_config_text(config),
@@ -612,7 +617,10 @@ def demo(
 
 
 def _demo_serving(folder: Path) -> None:
-    """Serve the champion, make the first calls a user makes, show what /metrics counted."""
+    """Serve the champion, make the first calls a user makes, show what /metrics counted; then
+    send a clean and a shifted batch and run the monitor on each."""
+    import importlib.util
+
     from kubeline.errors import ModelNotFoundError
     from kubeline.serving import demo, launch
 
@@ -623,8 +631,16 @@ def _demo_serving(folder: Path) -> None:
         console.print("no champion yet, so nothing to serve", highlight=False)
         return
     log = settings.state_path / "logs" / "demo-serve.log"
+    monitoring = importlib.util.find_spec("evidently") is not None
+    batches = None
+    if monitoring:
+        from kubeline.monitor.demo import batches as monitor_batches
+        from kubeline.serving.loaded import load_served
+
+        card = load_served(settings).card
+        batches = monitor_batches(card.feature_names, card.holdout_start)
     console.print(f"serving {name} version {version} (kubeline serve) ...", highlight=False)
-    served = demo.serve_and_call(folder, log)
+    served = demo.serve_and_call(folder, log, batches)
     for call in served.calls:
         console.print(f"  {call.method} {served.url}{call.path} -> {call.status}", highlight=False)
         console.print(f"    {escape(json.dumps(call.answer))}", highlight=False, soft_wrap=True)
@@ -632,6 +648,28 @@ def _demo_serving(folder: Path) -> None:
     for line in served.metrics:
         console.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
     console.print(f"  stopped the service (PID {served.pid}); its log: {log}", soft_wrap=True)
+    if not monitoring:
+        console.print(
+            "not monitoring: Evidently is not installed (pip install 'kubeline[monitor]')"
+        )
+        return
+    from kubeline.steps.monitor import check
+
+    for batch, since, until in served.windows:
+        rows = len((batches or {}).get(batch, []))
+        console.print(
+            f"monitoring the {batch} batch ({rows:,} requests' rows) ...", highlight=False
+        )
+        summary = check(since=since, until=until, settings=settings)
+        top = ", ".join(summary.drifted_features[:5]) or "none"
+        moved = summary.prediction_drift
+        console.print(
+            f"  {summary.decision}: {summary.drifted_share:.0%} of the features drifted "
+            f"(top: {escape(top)}); prediction drift "
+            + (f"{moved:.3f}" if moved is not None else "not compared"),
+            highlight=False,
+        )
+        console.print(f"  report: {escape(str(summary.report))}", soft_wrap=True, highlight=False)
 
 
 @app.command()

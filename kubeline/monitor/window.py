@@ -83,13 +83,15 @@ def from_inference_log(
     settings: Settings,
     since: datetime | str | None = None,
     truth: str | None = None,
+    until: datetime | str | None = None,
 ) -> Window:
-    """The rows the served version predicted since ``since``; the target joined from ``truth``."""
+    """The rows the served version predicted from ``since`` to before ``until``; the target
+    joined from ``truth``."""
     from kubeline.data import schema as s
     from kubeline.serving.inference_log import log_location, read_log
 
     location = log_location(settings)
-    logged = read_log(location, settings, since=since, model_name=served.name)
+    logged = read_log(location, settings, since=since, until=until, model_name=served.name)
     if not logged.empty:
         logged = logged.loc[logged["model_version"] == served.version]
     names = served.feature_names

@@ -49,6 +49,8 @@ class ServedDemo:
     pid: int
     calls: list[Call] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
+    # Each batch sent: its name and the UTC times around it (the monitor's --since/--until).
+    windows: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def free_port() -> int:
@@ -57,11 +59,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_and_call(data: Path, log: Path) -> ServedDemo:
+def serve_and_call(
+    data: Path, log: Path, batches: dict[str, list[dict[str, float]]] | None = None
+) -> ServedDemo:
     """Start the service on this process's settings, make the three calls, stop it by PID.
 
     ``data`` is the demo data folder (its first ticker's last bars go to ``/predict_history``);
-    the service's output goes to ``log``. One worker: the demo wants a quick start.
+    the service's output goes to ``log``. One worker: the demo wants a quick start. Each of
+    ``batches`` (name -> /predict rows) is then sent in chunks, and its time window recorded;
+    stopping the service (SIGTERM) writes the inference log's last rows.
     """
     port = free_port()
     argv = [sys.executable, "-m", "kubeline", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -79,6 +85,8 @@ def serve_and_call(data: Path, log: Path) -> ServedDemo:
         names = model.answer["feature_names"]
         split = {"columns": names, "data": [[row[n] for n in names] for row in example["rows"]]}
         demo.calls.append(_request(demo.url, "POST", "/invocations", {"dataframe_split": split}))
+        for name, rows in (batches or {}).items():
+            demo.windows.append((name, *_send(demo.url, rows)))
         text = _request(demo.url, "GET", "/metrics", raw=True).answer
         demo.metrics = [
             line
@@ -88,6 +96,19 @@ def serve_and_call(data: Path, log: Path) -> ServedDemo:
     finally:
         stop(proc)
     return demo
+
+
+def _send(url: str, rows: list[dict[str, float]], chunk: int = 500) -> tuple[str, str]:
+    """POST ``rows`` to /predict in chunks; the UTC times just before and just after."""
+    from datetime import UTC, datetime
+
+    start = datetime.now(UTC)
+    for first in range(0, len(rows), chunk):
+        answer = _request(url, "POST", "/predict", {"rows": rows[first : first + chunk]})
+        if answer.status != 200:
+            raise PipelineError(f"the service answered {answer.status}: {answer.answer}")
+    time.sleep(0.01)  # the next batch's rows are stamped strictly later
+    return start.isoformat(), datetime.now(UTC).isoformat()
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

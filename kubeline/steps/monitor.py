@@ -111,6 +111,7 @@ def check(
     current: str | None = None,
     truth: str | None = None,
     since: str | None = None,
+    until: str | None = None,
     version: str | None = None,
     model_name: str | None = None,
     config: str = "",
@@ -138,7 +139,7 @@ def check(
     window: Window = (
         window_mod.from_market_data(current, served, settings, since)
         if current
-        else window_mod.from_inference_log(served, settings, since, truth)
+        else window_mod.from_inference_log(served, settings, since, truth, until)
     )
     frame = window.frame
     now = datetime.now(UTC)
