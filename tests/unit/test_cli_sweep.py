@@ -32,6 +32,7 @@ COMMANDS: dict[str, list[str]] = {
     "runs": ["runs"],
     "chart render": ["chart", "render", "--out", "{tmp}/manifests"],
     "serve": ["serve"],
+    "monitor": ["monitor", "--current", "{data}"],
 }
 
 # One invalid value per setting that can be invalid; {file} is an existing plain file.
