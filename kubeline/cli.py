@@ -721,6 +721,7 @@ def upload(
             f"{spec.pipeline} ({escape(spec.display_name)}): version [bold]{version.name}[/] "
             f"{said}",
             highlight=False,
+            soft_wrap=True,  # one line per pipeline, also in a Job's log
         )
 
 
