@@ -91,3 +91,10 @@ def test_the_schema_offers_exactly_the_compiled_pipelines() -> None:
     upload = schema["properties"]["kfp"]["properties"]["upload"]["properties"]
     offered = upload["pipelines"]["items"]["enum"]
     assert sorted(offered) == sorted(p.stem for p in compiled_dir().glob("*.yaml"))
+
+
+def test_notes_say_where_the_pipelines_go_and_where_a_failed_hook_logs() -> None:
+    notes = chart.render_files(ON)["kubeline/templates/NOTES.txt"]
+    assert f"go to KFP at {HOST}" in notes
+    assert "kubectl -n kubeline logs job/kubeline-upload" in notes
+    assert "go to KFP" not in chart.render_files()["kubeline/templates/NOTES.txt"]
