@@ -837,6 +837,32 @@ def submit(
 
 
 @app.command()
+def upload(
+    pipeline: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pipeline",
+            metavar="NAME",
+            help="A committed pipeline to upload (repeatable); all of pipelines/compiled/ if none.",
+        ),
+    ] = None,
+) -> None:
+    """Upload the committed compiled pipelines to KFP as versions named by the spec's hash."""
+    from kubeline.runner.remote import upload as upload_specs
+
+    with console.status("uploading"):
+        done = upload_specs(_settings(), pipeline)
+    for spec, version in done:
+        said = "created" if version.uploaded else "already there, nothing sent"
+        console.print(
+            f"{spec.pipeline} ({escape(spec.display_name)}): version [bold]{version.name}[/] "
+            f"{said}",
+            highlight=False,
+            soft_wrap=True,  # one line per pipeline, also in a Job's log
+        )
+
+
+@app.command()
 def schedule(
     name: Annotated[str, typer.Option("--name", help="The recurring run's name (its identity).")],
     cron: Annotated[

@@ -57,6 +57,11 @@ def compile_spec(settings: Settings, pipeline: str, out_dir: Path) -> CompiledSp
             hint=f"choose one of: {', '.join(PIPELINES)}",
         )
     path = next(p for p in compile_pipelines(out_dir, Platform.of(settings)) if p.stem == pipeline)
+    return read_spec(pipeline, path)
+
+
+def read_spec(pipeline: str, path: Path) -> CompiledSpec:
+    """What KFP needs of the compiled spec at ``path``: its name, inputs and hash."""
     data = path.read_bytes()
     spec = next(yaml.safe_load_all(data))  # a kfp-kubernetes spec has a second document
     parameters = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
@@ -190,6 +195,43 @@ def _experiment_id(kfp: Kfp, name: str, create: bool) -> str | None:
             filter=equals_filter("display_name", name), namespace=kfp.namespace
         ).experiments
     return str(found[0].experiment_id) if found else None
+
+
+def committed_specs(names: list[str] | None = None) -> list[CompiledSpec]:
+    """The committed specs (``pipelines/compiled/``) named, or all of them; unknown names refused.
+
+    Read as committed, not compiled again: the chart's upload Job runs in the pipeline image,
+    whose wheel carries the specs ``kubeline compile --check`` keeps current.
+    """
+    from kubeline.runner.compile import compiled_dir
+
+    folder = compiled_dir()
+    there = {path.stem: path for path in sorted(folder.glob("*.yaml"))}
+    unknown = [name for name in names or [] if name not in there]
+    if unknown:
+        raise ConfigError(
+            f"there is no compiled pipeline named {', '.join(map(repr, unknown))} in {folder}",
+            hint=f"choose from: {', '.join(there) or 'none (run `kubeline compile`)'}",
+        )
+    chosen = list(dict.fromkeys(names)) if names else list(there)
+    if not chosen:
+        raise ConfigError(
+            f"there are no compiled pipelines in {folder}", hint="run `kubeline compile`"
+        )
+    return [read_spec(name, there[name]) for name in chosen]
+
+
+def upload(
+    settings: Settings, names: list[str] | None = None
+) -> list[tuple[CompiledSpec, Version]]:
+    """Each committed spec named (all by default) as a pipeline version named by its hash.
+
+    Idempotent: a spec uploaded before is found by its version name and not sent again.
+    """
+    require_host(settings)
+    specs = committed_specs(names)
+    kfp = connect(settings)
+    return [(spec, ensure_version(kfp, spec)) for spec in specs]
 
 
 # -- runs --------------------------------------------------------------------------------------

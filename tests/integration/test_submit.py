@@ -1,4 +1,4 @@
-"""`kubeline submit`, `schedule` and `runs` through kfp.Client against the KFP contract server.
+"""`kubeline submit`, `upload`, `schedule`, `runs` through kfp.Client against the contract server.
 
 The server (``kfp_contract``) checks every request against KFP's own API models; no KFP
 backend runs here. HOME is a temporary folder: kfp.Client reads ``~/.config/kfp/context.json``.
@@ -58,9 +58,9 @@ def kfp(server: ContractServer) -> Iterator[Contract]:
     assert server.contract.errors == [], server.contract.errors
 
 
-def committed_version_name() -> str:
+def committed_version_name(pipeline: str = "training") -> str:
     """Default settings compile to the committed spec (`kubeline compile --check`): its hash."""
-    digest = hashlib.sha256((compiled_dir() / "training.yaml").read_bytes()).hexdigest()
+    digest = hashlib.sha256((compiled_dir() / f"{pipeline}.yaml").read_bytes()).hexdigest()
     return f"sha256-{digest[:12]}"
 
 
@@ -91,6 +91,49 @@ def test_submit_uploads_the_spec_once_and_a_resubmit_reuses_its_version(
         assert run["pipeline_version_reference"]["pipeline_version_id"] == version_id
         assert run["runtime_config"]["parameters"] == {"data": DATA}
         assert f"run: {server.url}/#/runs/details/{run['run_id']}" in first.flat + second.flat
+
+
+def test_upload_creates_each_committed_version_once_and_again_reports_it_there(
+    cli: CliRun, kfp: Contract
+) -> None:
+    names = sorted(p.stem for p in compiled_dir().glob("*.yaml"))
+    first = cli("upload")
+    assert first.exit_code == 0, first.output
+    ops = kfp.operations()
+    assert ops.count("pipeline_service_create_pipeline") == len(names)
+    assert ops.count("upload_pipeline_version") == len(names)
+    for name in names:
+        assert f"{name} (kubeline-" in first.flat
+        assert f"version {committed_version_name(name)} created" in first.flat
+    assert sorted(v["display_name"] for v in kfp.versions.values()) == sorted(
+        committed_version_name(name) for name in names
+    )
+
+    pipelines, versions = dict(kfp.pipelines), dict(kfp.versions)
+    mark = len(kfp.requests)
+    second = cli("upload")
+    assert second.exit_code == 0, second.output
+    again = kfp.operations(mark)
+    assert "upload_pipeline_version" not in again, again
+    assert "pipeline_service_create_pipeline" not in again, again
+    for name in names:
+        assert f"version {committed_version_name(name)} already there" in second.flat
+    assert kfp.pipelines == pipelines and kfp.versions == versions
+
+
+def test_upload_of_one_pipeline_sends_only_it_and_submit_then_reuses_it(
+    cli: CliRun, kfp: Contract
+) -> None:
+    done = cli("upload", "--pipeline", "training")
+    assert done.exit_code == 0, done.output
+    assert "batch_scoring" not in done.flat
+    ((pipeline,), (version,)) = (kfp.pipelines.values(), kfp.versions.values())
+    assert pipeline["display_name"] == "kubeline-training"
+    assert version["display_name"] == committed_version_name()
+    submitted = cli("submit", "--data", DATA)
+    assert submitted.exit_code == 0, submitted.output
+    assert f"reusing pipeline version {committed_version_name()}" in submitted.flat
+    assert len(kfp.versions) == 1
 
 
 def test_submit_passes_the_config_text_and_typed_inputs(

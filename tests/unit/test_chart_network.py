@@ -112,7 +112,9 @@ def release_pods(docs: list[dict[str, Any]]) -> list[Pod]:
     return pods
 
 
-def world(values: dict[str, Any], docs: list[dict[str, Any]]) -> list[Pod]:
+def world(
+    values: dict[str, Any], docs: list[dict[str, Any]], extra: tuple[Pod, ...] = ()
+) -> list[Pod]:
     pipelines = chart.merged_values(values)["pipelines"]
     pipelines_ns = pipelines["namespace"] or RELEASE_NS
     selector = pipelines["podSelector"]
@@ -126,17 +128,18 @@ def world(values: dict[str, Any], docs: list[dict[str, Any]]) -> list[Pod]:
         Pod("app-client", "apps", {"app": "client"}),
         Pod("prometheus", "monitoring", {"app": "prometheus"}),
         Pod("dns", "kube-system", {"k8s-app": "kube-dns"}, {53: "dns"}),
+        *extra,
     ]
     if selector:
         pods.append(Pod("unselected-in-pipelines-ns", pipelines_ns, {"app": "other"}))
     return pods
 
 
-def graph(values: dict[str, Any]) -> set[tuple[str, str]]:
+def graph(values: dict[str, Any], extra: tuple[Pod, ...] = ()) -> set[tuple[str, str]]:
     """Every (from, to) pair where some port of ``to`` is reachable from ``from``."""
     docs = chart.render(values)
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
-    pods = world(values, docs)
+    pods = world(values, docs, extra)
     edges = set()
     for src in pods:
         for dst in pods:
@@ -261,3 +264,45 @@ def test_the_service_reaches_external_cidrs_only_on_https() -> None:
 
     assert cidr_ports("kubeline-serving") == {443}
     assert cidr_ports("kubeline-mlflow") == {443, 5432}
+
+
+# A standalone KFP's API server (its HTTP port, and its gRPC one), and another pod beside it.
+KFP_PODS = (
+    Pod("kfp-api", "kubeflow", {"app": "ml-pipeline"}, {8888: "http"}),
+    Pod("kfp-api-grpc", "kubeflow", {"app": "ml-pipeline", "port": "grpc"}, {8887: "grpc"}),
+    Pod("kfp-ui", "kubeflow", {"app": "ml-pipeline-ui"}, {3000: "http"}),
+)
+
+
+def test_the_upload_job_reaches_the_kfp_api_and_dns_and_nothing_else() -> None:
+    edges = graph(chart.profile_values("kind"), KFP_PODS)
+    assert {dst for src, dst in edges if src == "upload"} == {"kfp-api", "dns"}
+    # It listens on nothing; the flows of every other pod are as without it.
+    without = graph(chart.merge(chart.profile_values("kind"), {"kfp": {"uploadPipelines": False}}))
+    assert {
+        e for e in edges if "upload" not in e and not {"kfp-api", "kfp-api-grpc", "kfp-ui"} & set(e)
+    } == without
+
+
+def test_the_upload_job_follows_the_kfp_api_it_is_told_of() -> None:
+    elsewhere = {
+        "kfp": {
+            "uploadPipelines": True,
+            "host": "http://ml-pipeline.pipelines:8888",
+            "upload": {
+                "networkPolicy": {
+                    "to": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": "pipelines"}
+                            }
+                        }
+                    ],
+                    "port": 8888,
+                }
+            },
+        }
+    }
+    moved = Pod("kfp-api-moved", "pipelines", {"app": "ml-pipeline"}, {8888: "http"})
+    edges = graph(elsewhere, (*KFP_PODS, moved))
+    assert {dst for src, dst in edges if src == "upload"} == {"kfp-api-moved", "dns"}

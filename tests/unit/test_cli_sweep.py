@@ -30,6 +30,7 @@ COMMANDS: dict[str, list[str]] = {
     "submit": ["submit", "--data", "s3://bucket/raw"],
     "schedule": ["schedule", "--cron", "0 6 * * 1-5", "--name", "nightly", "--data", "s3://b/raw"],
     "runs": ["runs"],
+    "upload": ["upload"],
     "chart render": ["chart", "render", "--out", "{tmp}/manifests"],
     "serve": ["serve"],
     "monitor": ["monitor", "--current", "{data}"],

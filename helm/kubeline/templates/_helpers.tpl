@@ -208,6 +208,9 @@ affinity:
 {{- if and (not .Values.s3.enabled) .Values.s3.bucketJob.enabled (not .Values.s3.auth.existingSecret) -}}
 {{- fail "s3.auth.existingSecret: with s3.enabled false the bucket Job needs the external store's credentials; name their Secret or set s3.bucketJob.enabled false" -}}
 {{- end -}}
+{{- if and .Values.kfp.uploadPipelines (not .Values.kfp.host) -}}
+{{- fail "kfp.host: the upload Job (kfp.uploadPipelines) needs the KFP API's URL, e.g. http://ml-pipeline.kubeflow.svc.cluster.local:8888" -}}
+{{- end -}}
 {{- if and .Values.kfpLauncher.enabled (not (include "kubeline.s3Endpoint" .)) -}}
 {{- fail "kfpLauncher.enabled: KFP needs an S3 endpoint; enable s3 or set settings.s3EndpointUrl" -}}
 {{- end -}}
