@@ -1030,9 +1030,9 @@ def images_build(
     role: Annotated[
         list[str] | None,
         typer.Option(
-            help="Build only this role's image: pipeline or serving (repeatable; default: "
-            "both). The serving "
-            "image is tagged KUBELINE_SERVING_IMAGE's, kubeline-serving:<version>."
+            help="Build only this role's image: pipeline, serving or monitor (repeatable; "
+            "default: all three). The serving image is tagged KUBELINE_SERVING_IMAGE's "
+            "(kubeline-serving:<version>), the monitor's KUBELINE_MONITOR_IMAGE's."
         ),
     ] = None,
 ) -> None:

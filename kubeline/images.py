@@ -7,7 +7,8 @@ from this checkout, so the image holds exactly the source that was tested. Each 
 tagged with its setting: the pipeline's ``KUBELINE_IMAGE`` (default
 ``kubeline-pipeline:<version>``: the image ``kubeline compile`` names and ``kubeline run
 --runner docker`` runs), the serving one's ``KUBELINE_SERVING_IMAGE`` (default
-``kubeline-serving:<version>``). The git revision is in the image's labels and its
+``kubeline-serving:<version>``), the monitor's ``KUBELINE_MONITOR_IMAGE``
+(``kubeline-monitor:<version>``). The git revision is in the image's labels and its
 ``KUBELINE_GIT_REVISION``.
 """
 
@@ -28,9 +29,9 @@ from pathlib import Path
 from kubeline import __version__
 from kubeline.errors import ConfigError, PipelineError
 
-ROLES = ("pipeline", "serving")
+ROLES = ("pipeline", "serving", "monitor")
 # The setting that names each role's image (name and tag).
-_IMAGE_SETTING = {"pipeline": "image", "serving": "serving_image"}
+_IMAGE_SETTING = {"pipeline": "image", "serving": "serving_image", "monitor": "monitor_image"}
 ENGINES = ("docker", "podman")
 # The one sdist in a lock (kfp-server-api) is built inside the image from these, offline;
 # their versions and hashes come from the dev lock, the lock family every role shares.
@@ -69,7 +70,7 @@ def local_reference(image: str) -> str:
 
 def role_image(role: str, tag: str | None = None) -> tuple[str, str]:
     """A role's image name and tag: its setting's (``KUBELINE_IMAGE`` for the pipeline,
-    ``KUBELINE_SERVING_IMAGE`` for serving), or that name and ``tag``."""
+    ``KUBELINE_SERVING_IMAGE``, ``KUBELINE_MONITOR_IMAGE``), or that name and ``tag``."""
     from kubeline.settings import ENV_PREFIX, get_settings
 
     field = _IMAGE_SETTING[role]

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         pattern=r"^[^\s]+$",
         description="The serving image: what `kubeline images build --role serving` tags.",
     )
+    monitor_image: str = Field(
+        f"kubeline-monitor:{__version__}",
+        pattern=r"^[^\s]+$",
+        description="The monitor image: what `kubeline images build --role monitor` tags.",
+    )
     cluster_config_map: str = Field(
         "kubeline-settings",
         pattern=K8S_NAME,

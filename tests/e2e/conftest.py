@@ -144,6 +144,42 @@ class NewUser:
         )
 
 
+@dataclass(frozen=True)
+class RoleImage:
+    engine: str
+    reference: str
+
+
+def build_role_image(role: str, work: Path, prebuilt: str | None = None) -> RoleImage:
+    """A role's image, built with the README's ``kubeline images build --role ROLE`` (or
+    ``prebuilt``); skips the test when no container engine answers."""
+    from kubeline.images import find_engine, local_reference
+    from kubeline.settings import Settings
+
+    try:
+        engine = find_engine()
+    except PipelineError as exc:
+        pytest.skip(f"e2e: no container engine reachable ({exc.message})")
+    if prebuilt:
+        return RoleImage(engine, prebuilt)
+    command = NewUser().command(f"kubeline images build --role {role}")
+    assert command == ["kubeline", "images", "build", "--role", role], command
+    if BASE:
+        command += ["--base", BASE]
+    if WHEELHOUSE:
+        command += ["--wheelhouse", WHEELHOUSE]
+    done = NewUser().run(command, cwd=work)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"built kubeline-{role}:" in done.stdout, done.stdout
+    return RoleImage(engine, local_reference(Settings.model_fields[f"{role}_image"].default))
+
+
+@pytest.fixture(scope="session")
+def role_image() -> Callable[[str, Path, str | None], RoleImage]:
+    """``role_image(role, work_folder, prebuilt)``: ``build_role_image``."""
+    return build_role_image
+
+
 @pytest.fixture(scope="session")
 def new_user() -> NewUser:
     return NewUser()

@@ -33,8 +33,6 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 PREBUILT = os.environ.get("KUBELINE_E2E_SERVING_IMAGE")
-BASE = os.environ.get("KUBELINE_E2E_BASE")
-WHEELHOUSE = os.environ.get("KUBELINE_E2E_WHEELHOUSE")
 KUBELINE = str(Path(sys.executable).parent / "kubeline")
 
 
@@ -43,35 +41,10 @@ def new_user_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-@dataclass(frozen=True)
-class ServingImage:
-    engine: str
-    reference: str
-
-
 @pytest.fixture(scope="module")
-def serving_image(tmp_path_factory: pytest.TempPathFactory, new_user: Any) -> ServingImage:
-    from kubeline.errors import PipelineError
-    from kubeline.images import find_engine, local_reference
-    from kubeline.settings import Settings
-
-    try:
-        engine = find_engine()
-    except PipelineError as exc:
-        pytest.skip(f"e2e: no container engine reachable ({exc.message})")
-    if PREBUILT:
-        return ServingImage(engine, PREBUILT)
-    command = new_user.command("kubeline images build --role serving")
-    assert command == ["kubeline", "images", "build", "--role", "serving"], command
-    if BASE:
-        command += ["--base", BASE]
-    if WHEELHOUSE:
-        command += ["--wheelhouse", WHEELHOUSE]
-    done = new_user.run(command, cwd=tmp_path_factory.mktemp("build-serving"))
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    reference = local_reference(Settings.model_fields["serving_image"].default)
-    assert "built kubeline-serving:" in done.stdout, done.stdout
-    return ServingImage(engine, reference)
+def serving_image(tmp_path_factory: pytest.TempPathFactory, role_image: Any) -> Any:
+    """The serving image (a ``RoleImage``: engine and reference), built as the README says."""
+    return role_image("serving", tmp_path_factory.mktemp("build-serving"), PREBUILT)
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +121,7 @@ class Running:
 
 
 @pytest.fixture(scope="module")
-def served(serving_image: ServingImage, champion_state: Path) -> Iterator[Running]:
+def served(serving_image: Any, champion_state: Path) -> Iterator[Running]:
     """The image's service on the champion, until the module ends (then stopped by its id)."""
     port = free_port()
     state = str(champion_state)
@@ -240,9 +213,7 @@ def test_its_predictions_equal_the_venvs(served: Running, champion_state: Path) 
     np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-12, atol=0)
 
 
-def test_the_image_health_check_asks_livez_and_passes(
-    served: Running, serving_image: ServingImage
-) -> None:
+def test_the_image_health_check_asks_livez_and_passes(served: Running, serving_image: Any) -> None:
     done = subprocess.run(
         [
             serving_image.engine,
@@ -264,7 +235,7 @@ def test_the_image_health_check_asks_livez_and_passes(
     assert served.exec("env", "KUBELINE_SERVE_PORT=9", *test[1:]).returncode != 0
 
 
-def test_the_serving_image_is_under_one_gigabyte_with_labels(serving_image: ServingImage) -> None:
+def test_the_serving_image_is_under_one_gigabyte_with_labels(serving_image: Any) -> None:
     done = subprocess.run(
         [
             serving_image.engine,

@@ -45,6 +45,7 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_MODEL_NAME": ["  "],
     "KUBELINE_IMAGE": ["has a space"],
     "KUBELINE_SERVING_IMAGE": ["has a space"],
+    "KUBELINE_MONITOR_IMAGE": ["has a space"],
     "KUBELINE_CLUSTER_CONFIG_MAP": ["Not_A_Name"],
     "KUBELINE_CLUSTER_S3_SECRET": ["-bad-"],
     "KUBELINE_RUNNER": ["kubernetes"],
