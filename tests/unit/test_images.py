@@ -206,6 +206,37 @@ def test_the_serving_lock_holds_bentoml_and_the_mlflow_client_not_kfp_nor_other_
     assert not {name for name in serving if name.startswith(("pytest", "kfp"))}
 
 
+def monitor_names() -> set[str]:
+    """The distributions requirements/monitor.in names (comments and blank lines dropped)."""
+    lines = (REQUIREMENTS / "monitor.in").read_text().splitlines()
+    return {line.split("#")[0].strip().lower() for line in lines} - {""}
+
+
+def test_the_monitor_lock_is_its_named_set_at_the_dev_locks_versions_and_hashes() -> None:
+    monitor = pins_within_the_dev_lock("monitor.txt")
+    assert monitor_names() <= set(monitor), "re-lock with `make lock`"
+
+
+def test_the_monitor_set_is_the_core_without_the_launchers_plus_the_monitor_extra() -> None:
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((REQUIREMENTS.parent / "pyproject.toml").read_text())["project"]
+    core = {Requirement(spec).name.lower() for spec in project["dependencies"]}
+    extra = {Requirement(spec).name.lower() for spec in project["optional-dependencies"]["monitor"]}
+    # kfp stays (the monitoring step runs under its executor); what only launches pipelines goes.
+    assert monitor_names() == (core - {"kfp-kubernetes", "kubernetes", "docker"}) | extra
+
+
+def test_the_monitor_lock_holds_evidently_and_kfp_not_the_serving_stack_nor_the_server() -> None:
+    monitor = lock_pins(REQUIREMENTS / "monitor.txt")
+    for needed in ("evidently", "kfp", "mlflow-skinny", "scikit-learn", "skops", "polars"):
+        assert needed in monitor, needed
+    for left_out in ("bentoml", "mlflow", "flask", "gunicorn", "docker", "kfp-kubernetes"):
+        assert left_out not in monitor, left_out
+
+
 def _modules_the_serving_image_lacks() -> set[str]:
     """Top-level modules of the dev lock's distributions that the serving lock does not hold."""
     from importlib.metadata import packages_distributions
