@@ -7,9 +7,10 @@ named by the ``KUBELINE_IMAGE`` setting at compile time and installs nothing at 
 from kubeline.components.evaluate import evaluate
 from kubeline.components.features import features
 from kubeline.components.ingest import ingest
+from kubeline.components.monitor import monitor
 from kubeline.components.predict import predict
 from kubeline.components.register import register
 from kubeline.components.train import train
 from kubeline.components.validate import validate
 
-__all__ = ["evaluate", "features", "ingest", "predict", "register", "train", "validate"]
+__all__ = ["evaluate", "features", "ingest", "monitor", "predict", "register", "train", "validate"]

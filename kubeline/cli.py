@@ -335,7 +335,10 @@ def monitor(
     ] = None,
     since: Annotated[
         str | None,
-        typer.Option("--since", help="The window starts here (YYYY-MM-DD or an ISO time)."),
+        typer.Option(
+            "--since",
+            help="The window starts here: YYYY-MM-DD, an ISO time, or 24h / 7d before now.",
+        ),
     ] = None,
     until: Annotated[
         str | None,

@@ -54,6 +54,11 @@ URI_RULES: dict[str, tuple[tuple[str, ...], bool, str]] = {
         True,
         "use a local folder or s3://BUCKET/prefix",
     ),
+    "monitor_location": (
+        ("s3", "file"),
+        True,
+        "use a local folder or s3://BUCKET/prefix",
+    ),
     "s3_endpoint_url": (
         ("http", "https"),
         False,
@@ -183,6 +188,13 @@ class Settings(BaseSettings):
         None,
         description="Where the inference log's Parquet files go: a local folder or "
         "s3://bucket/prefix; default: inference-log under the artifact location, else under "
+        "the state folder.",
+    )
+    # The monitor (kubeline.steps.monitor): where each check's report and summary go.
+    monitor_location: str | None = Field(
+        None,
+        description="Where monitoring checks are written (a dated folder each): a local folder "
+        "or s3://bucket/prefix; default: monitor under an s3:// artifact location, else under "
         "the state folder.",
     )
     inference_log_batch_rows: int = Field(

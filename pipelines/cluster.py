@@ -26,6 +26,9 @@ SETTINGS_ENV = (
     "KUBELINE_MODEL_NAME",
     "KUBELINE_S3_ENDPOINT_URL",
     "KUBELINE_S3_REGION",
+    # Where the service's inference log and the monitor's checks live (the monitoring step).
+    "KUBELINE_INFERENCE_LOG_LOCATION",
+    "KUBELINE_MONITOR_LOCATION",
 )
 SECRET_KEYS = {
     "access-key-id": "KUBELINE_S3_ACCESS_KEY_ID",
@@ -42,11 +45,18 @@ class Platform:
     image: str
     config_map: str
     s3_secret: str
+    # The monitoring step's image: Evidently is in it, not in the pipeline image.
+    monitor_image: str = Settings.model_fields["monitor_image"].default
 
     @classmethod
     def of(cls, settings: Settings) -> Platform:
         """The names these settings give (``KUBELINE_IMAGE``, ``KUBELINE_CLUSTER_*``)."""
-        return cls(settings.image, settings.cluster_config_map, settings.cluster_s3_secret)
+        return cls(
+            settings.image,
+            settings.cluster_config_map,
+            settings.cluster_s3_secret,
+            settings.monitor_image,
+        )
 
     @classmethod
     def defaults(cls) -> Platform:
@@ -56,12 +66,14 @@ class Platform:
             fields["image"].default,
             fields["cluster_config_map"].default,
             fields["cluster_s3_secret"].default,
+            fields["monitor_image"].default,
         )
 
 
-def on_platform(task: PipelineTask, platform: Platform) -> PipelineTask:
-    """Run a task in the platform's image with the settings ConfigMap and the S3 Secret as env."""
-    task.set_container_image(platform.image)
+def on_platform(task: PipelineTask, platform: Platform, image: str | None = None) -> PipelineTask:
+    """Run a task in the platform's image (or ``image``) with the settings ConfigMap and the S3
+    Secret as env."""
+    task.set_container_image(image or platform.image)
     task.set_env_variable(CONFIG_MAP_ENV, platform.config_map)
     kubernetes.use_config_map_as_env(
         task,

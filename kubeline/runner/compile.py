@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 PIPELINES = {
     "training": "kubeline.pipelines.training:training_pipeline",
     "batch_scoring": "kubeline.pipelines.batch_scoring:batch_scoring_pipeline",
+    "monitoring": "kubeline.pipelines.monitoring:monitoring_pipeline",
 }
 
 

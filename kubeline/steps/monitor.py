@@ -83,11 +83,28 @@ class CheckSummary:
 
 
 def checks_location(settings: Settings) -> str:
-    """Where checks are written: beside the artifacts when they are on S3, else the state."""
+    """Where checks are written: the setting, else beside the artifacts when they are on S3,
+    else the state folder."""
+    if settings.monitor_location:
+        return settings.monitor_location.removeprefix("file://")
     root = settings.mlflow_artifact_location or ""
     if root.startswith("s3://"):
         return f"{root.rstrip('/')}/{CHECKS_FOLDER}"
     return str(settings.state_path / CHECKS_FOLDER)
+
+
+def resolve_since(since: str | None, now: datetime) -> str | None:
+    """``24h`` or ``7d`` (what a CronJob passes: the hours before each run) as an ISO time;
+    anything else as given (a date or an ISO time)."""
+    import re
+    from datetime import timedelta
+
+    found = re.fullmatch(r"(\d+)([hd])", (since or "").strip())
+    if not found:
+        return since
+    amount, unit = int(found.group(1)), found.group(2)
+    delta = timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
+    return (now - delta).isoformat()
 
 
 def _holdout_rmse(settings: Settings, served: ServedModel) -> float:
@@ -116,6 +133,7 @@ def check(
     model_name: str | None = None,
     config: str = "",
     out: str | None = None,
+    report_copy: str | None = None,
     settings: Settings | None = None,
 ) -> CheckSummary:
     """Run one check and write its report and summary; see the module docstring."""
@@ -136,6 +154,7 @@ def check(
     served = load_served(settings, name=model_name or None, version=version or None)
     card = served.card
     reference = load_reference(served)
+    since = resolve_since(since, datetime.now(UTC))
     window: Window = (
         window_mod.from_market_data(current, served, settings, since)
         if current
@@ -211,8 +230,39 @@ def check(
     )
     summary.seconds = round(time.perf_counter() - started, 3)
     _write(location, snapshot, summary, settings)
+    if report_copy:  # a KFP HTML artifact: the report, or why there is none
+        _write_report(report_copy, snapshot, summary)
     _log_to_mlflow(settings, summary)
     return summary
+
+
+def _write_report(path: str, snapshot: Any, summary: CheckSummary) -> None:
+    from html import escape
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if snapshot is not None:
+        snapshot.save_html(str(path))  # a str: given a Path, Evidently writes nothing
+        return
+    Path(path).write_text(
+        f"<!doctype html><meta charset='utf-8'><title>kubeline monitor</title>"
+        f"<h1>{escape(summary.decision)}</h1><p>{escape(summary.reason)}</p>"
+        f"<p>{escape(summary.model_name)} version {escape(summary.model_version)}, "
+        f"{summary.rows} rows of the {escape(summary.source)}</p>",
+        encoding="utf-8",
+    )
+
+
+def headline_metrics(summary: CheckSummary) -> dict[str, float]:
+    """The numbers MLflow and the KFP UI show for a check (finite values only)."""
+    metrics = {"rows": float(summary.rows), "drifted_share": summary.drifted_share}
+    metrics |= {f"drift_{k}": v for k, v in summary.drift_scores.items()}
+    if summary.prediction_drift is not None:
+        metrics["drift_prediction"] = summary.prediction_drift
+    for name in ("rmse", "mae"):
+        value = getattr(summary, name)
+        if value is not None:
+            metrics[f"window_{name}"] = value
+    return {k: float(v) for k, v in metrics.items() if math.isfinite(v)}
 
 
 def _write(location: str, snapshot: Any, summary: CheckSummary, settings: Settings) -> None:
@@ -244,14 +294,7 @@ def _log_to_mlflow(settings: Settings, summary: CheckSummary) -> None:
         f"{TAG_PREFIX}pipeline_run_id": summary.pipeline_run_id or "",
         f"{TAG_PREFIX}decision": summary.decision,
     }
-    metrics = {"rows": float(summary.rows), "drifted_share": summary.drifted_share}
-    metrics |= {f"drift_{k}": v for k, v in summary.drift_scores.items()}
-    if summary.prediction_drift is not None:
-        metrics["drift_prediction"] = summary.prediction_drift
-    for name in ("rmse", "mae"):
-        value = getattr(summary, name)
-        if value is not None and math.isfinite(value):
-            metrics[f"window_{name}"] = value
+    metrics = headline_metrics(summary)
     run_name = f"check-{summary.model_name}-v{summary.model_version}"
     with mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags):
         mlflow.log_metrics(metrics)

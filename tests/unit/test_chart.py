@@ -90,8 +90,9 @@ def test_each_profile_renders_the_kinds_it_is_for(rendered: dict[str, list[dict]
         "Pod",
     }
     # production: the bucket Job creates the bucket in the external S3 too; the service is
-    # autoscaled and scraped by the Prometheus Operator.
+    # autoscaled and scraped by the Prometheus Operator; the monitor checks it hourly.
     assert kinds("production") == core | {
+        "CronJob",
         "Service",
         "Deployment",
         "PodDisruptionBudget",
@@ -115,9 +116,9 @@ def test_notes_say_how_to_reach_mlflow_and_s3() -> None:
     assert "KUBELINE_CLUSTER_CONFIG_MAP=kubeline-settings" in notes
 
 
-def test_the_monitor_is_refused_until_its_image_exists() -> None:
-    with pytest.raises(ConfigError, match=r"monitor\.enabled"):
-        chart.render({"monitor": {"enabled": True}})
+def test_the_monitor_without_a_registry_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"monitor\.enabled: the monitor needs a registry"):
+        chart.render({"monitor": {"enabled": True}, "mlflow": {"enabled": False}})
 
 
 def test_serving_without_a_registry_or_with_min_above_max_replicas_is_refused() -> None:

@@ -96,9 +96,12 @@ def release_pods(docs: list[dict[str, Any]]) -> list[Pod]:
     pods = []
     for doc in docs:
         kind = doc["kind"]
-        if kind not in ("Deployment", "StatefulSet", "Job", "Pod"):
+        if kind not in ("Deployment", "StatefulSet", "Job", "CronJob", "Pod"):
             continue
-        template = doc if kind == "Pod" else doc["spec"]["template"]
+        if kind == "CronJob":
+            template = doc["spec"]["jobTemplate"]["spec"]["template"]
+        else:
+            template = doc if kind == "Pod" else doc["spec"]["template"]
         spec = template["spec"]
         ports = {
             p["containerPort"]: p.get("name", "")
@@ -196,7 +199,7 @@ def test_pipelines_in_the_kfp_namespace_reach_mlflow_and_s3_and_nothing_else() -
 def test_production_lets_in_the_ingress_controller_and_only_selected_pipeline_pods() -> None:
     edges = graph(chart.profile_values("production"))
     into_mlflow = {src for src, dst in edges if dst == "mlflow"}
-    assert into_mlflow == {"pipeline", "ingress-controller", "test", "serving"}
+    assert into_mlflow == {"pipeline", "ingress-controller", "test", "serving", "monitor"}
     assert ("unselected-in-pipelines-ns", "mlflow") not in edges
 
 

@@ -51,6 +51,7 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_RUNNER": ["kubernetes"],
     "KUBELINE_INFERENCE_LOG_ENABLED": ["maybe"],
     "KUBELINE_INFERENCE_LOG_LOCATION": ["ftp://host/log"],
+    "KUBELINE_MONITOR_LOCATION": ["ftp://host/checks"],
     "KUBELINE_INFERENCE_LOG_BATCH_ROWS": ["0", "many"],
     "KUBELINE_INFERENCE_LOG_FLUSH_SECONDS": ["0"],
     "KUBELINE_INFERENCE_LOG_MAX_BUFFERED_ROWS": ["-1"],

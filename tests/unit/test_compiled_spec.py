@@ -73,11 +73,12 @@ def test_stale_check_ignores_the_callers_image_setting(monkeypatch: pytest.Monke
 
 
 def test_stale_check_notices_a_changed_spec(tmp_path: Path) -> None:
-    for name in ("training.yaml", "batch_scoring.yaml"):
+    names = ["training.yaml", "batch_scoring.yaml", "monitoring.yaml"]
+    for name in names:
         (tmp_path / name).write_text("# edited by hand\n")
-    assert stale_specs(tmp_path) == ["training.yaml", "batch_scoring.yaml"]
+    assert stale_specs(tmp_path) == names
     (tmp_path / "batch_scoring.yaml").unlink()  # a missing spec is stale too
-    assert stale_specs(tmp_path) == ["training.yaml", "batch_scoring.yaml"]
+    assert stale_specs(tmp_path) == names
 
 
 def test_tasks_read_settings_and_s3_secret_from_the_cluster_both_optional(spec: dict) -> None:
@@ -175,11 +176,17 @@ def test_a_spec_for_another_image_is_compiled_in_this_process(tmp_path: Path) ->
 
     from kubeline.pipelines.cluster import Platform
 
-    platform = dataclasses.replace(Platform.defaults(), image="localhost/kubeline-pipeline:x")
+    platform = dataclasses.replace(
+        Platform.defaults(),
+        image="localhost/kubeline-pipeline:x",
+        monitor_image="localhost/kubeline-monitor:y",
+    )
     for path in compile_pipelines(tmp_path, platform):
         pipeline, _ = yaml.safe_load_all(path.read_text())
         executors = pipeline["deploymentSpec"]["executors"].values()
-        assert {e["container"]["image"] for e in executors} == {"localhost/kubeline-pipeline:x"}
+        # The monitoring step runs in the monitor image (Evidently); every other in the pipeline's.
+        image = platform.monitor_image if path.stem == "monitoring" else platform.image
+        assert {e["container"]["image"] for e in executors} == {image}, path.name
     assert stale_specs(compiled_dir()) == []  # the committed default is untouched
 
 

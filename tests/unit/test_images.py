@@ -297,3 +297,20 @@ print(sorted({{m.split(".")[0] for m in set(sys.modules) - AT_START}} & set(LACK
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_every_package_of_the_source_is_in_the_wheel() -> None:
+    # A package left out of pyproject's list is missing from every image, and only an image
+    # build finds out (the monitor image did).
+    import tomllib
+
+    root = REQUIREMENTS.parent
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(p.parent.relative_to(root).parts)
+        for p in (root / "kubeline").rglob("__init__.py")
+        if "__pycache__" not in p.parts
+    }
+    assert found <= listed, sorted(found - listed)

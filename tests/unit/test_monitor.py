@@ -149,3 +149,15 @@ def test_each_outcome_has_its_own_exit_code_clear_of_the_error_codes() -> None:
     codes = [EXIT_CODES[o] for o in Outcome]
     assert len(set(codes)) == len(codes) and EXIT_CODES[Outcome.OK] == 0
     assert not {1, 2, 3} & set(codes)
+
+
+def test_a_cronjobs_since_is_the_hours_or_days_before_now() -> None:
+    from datetime import UTC, datetime
+
+    from kubeline.steps.monitor import resolve_since
+
+    now = datetime(2026, 12, 3, 6, 30, tzinfo=UTC)
+    assert resolve_since("24h", now) == "2026-12-02T06:30:00+00:00"
+    assert resolve_since("7d", now) == "2026-11-26T06:30:00+00:00"
+    assert resolve_since("2026-01-05", now) == "2026-01-05"
+    assert resolve_since(None, now) is None

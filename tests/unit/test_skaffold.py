@@ -23,7 +23,7 @@ from kubeline.settings import ENV_PREFIX, Settings
 ROOT = Path(__file__).resolve().parents[2]
 SKAFFOLD = ROOT / "skaffold.yaml"
 # The chart's section holding each role's image.
-CHART_SECTION = {"pipeline": "pipelines", "serving": "serving"}
+CHART_SECTION = {"pipeline": "pipelines", "serving": "serving", "monitor": "monitor"}
 PROFILES = ("kind", "cloud", "serving")
 
 

@@ -30,7 +30,7 @@ def test_an_unknown_pipeline_is_named_with_the_ones_there(
     done = cli("upload", *[part for name in names for part in ("--pipeline", name)])
     assert done.exit_code == 2 and done.exception is None, done.output
     assert f"no compiled pipeline named {names[-1]!r}" in done.flat
-    assert "choose from: batch_scoring, training" in done.flat
+    assert "choose from: batch_scoring, monitoring, training" in done.flat
     assert "does not answer" not in done.flat
 
 

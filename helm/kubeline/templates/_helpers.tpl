@@ -199,8 +199,8 @@ affinity:
 {{- if and .Values.serving.enabled .Values.serving.autoscaling.enabled (gt (int .Values.serving.autoscaling.minReplicas) (int .Values.serving.autoscaling.maxReplicas)) -}}
 {{- fail "serving.autoscaling.minReplicas: it is above maxReplicas; lower it or raise maxReplicas" -}}
 {{- end -}}
-{{- if .Values.monitor.enabled -}}
-{{- fail "monitor.enabled: the drift-monitor CronJob is not in this chart version yet; set it to false" -}}
+{{- if and .Values.monitor.enabled (not (include "kubeline.mlflowUri" .)) -}}
+{{- fail "monitor.enabled: the monitor needs a registry; enable mlflow or set settings.mlflowTrackingUri" -}}
 {{- end -}}
 {{- if and .Values.mlflow.enabled (not .Values.postgres.enabled) (not .Values.mlflow.backendStore.existingSecret) -}}
 {{- fail "mlflow.backendStore.existingSecret: with postgres.enabled false, name a Secret holding the backend-store URI" -}}
