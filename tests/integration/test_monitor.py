@@ -139,3 +139,21 @@ def test_the_inference_log_a_real_service_wrote_is_ok_then_drift(env: Champion, 
     runs = client.search_runs([experiment.experiment_id], "tags.`kubeline.decision` = 'drift'")
     assert runs and runs[0].data.tags["kubeline.model_version"] == "1"
     assert runs[0].data.metrics["drifted_share"] == 1.0
+
+
+def test_the_compiled_monitoring_pipeline_runs_with_kfp_local(env: Champion) -> None:
+    from kubeline.runner import run_local
+
+    result = run_local(
+        {"current": str(env.shifted), "since": env.holdout_start},
+        get_settings(),
+        pipeline="monitoring",
+        runner="subprocess",
+    )
+    assert [e.step for e in result.steps if e.status == "SUCCESS"] == ["monitor"]
+    # A decay is the check's result, not the task's failure: the decision is an output.
+    assert result.outputs["decision"] == "decay"
+    report = Path(result.outputs["report"].path)
+    assert report.stat().st_size > 100_000 and "Drift" in report.read_text()[:2_000_000]
+    metrics = result.outputs["metrics"].metadata
+    assert metrics["drifted_share"] == 1.0 and metrics["window_rmse"] > 0
