@@ -101,6 +101,16 @@ def resolve_since(since: str | None, now: datetime) -> str | None:
 
     found = re.fullmatch(r"(\d+)([hd])", (since or "").strip())
     if not found:
+        if since is not None:
+            try:
+                datetime.fromisoformat(since.strip())
+            except ValueError:
+                from kubeline.errors import ConfigError
+
+                raise ConfigError(
+                    f"--since {since!r} is not a date, a time or a duration",
+                    hint="give YYYY-MM-DD, an ISO time (2026-12-01T06:00), or 24h / 7d",
+                ) from None
         return since
     amount, unit = int(found.group(1)), found.group(2)
     delta = timedelta(hours=amount) if unit == "h" else timedelta(days=amount)

@@ -161,3 +161,7 @@ def test_a_cronjobs_since_is_the_hours_or_days_before_now() -> None:
     assert resolve_since("7d", now) == "2026-11-26T06:30:00+00:00"
     assert resolve_since("2026-01-05", now) == "2026-01-05"
     assert resolve_since(None, now) is None
+    from kubeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'yesterday' is not a date, a time or a duration"):
+        resolve_since("yesterday", now)
