@@ -378,8 +378,8 @@ def monitor(
     else:
         console.print(
             f"{escape(summary.model_name)} version {summary.model_version} on "
-            f"{summary.rows:,} rows of the {escape(summary.source)} "
-            f"({summary.window_start} to {summary.window_end})",
+            f"{summary.rows:,} rows of the {escape(summary.source)}"
+            + (f" ({summary.window_start} to {summary.window_end})" if summary.rows else ""),
             highlight=False,
         )
         if summary.drift_rows:

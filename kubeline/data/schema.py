@@ -41,6 +41,8 @@ TARGET = "target"
 NAIVE_LAST = "_naive_last"  # the target quantity's latest known value at t (persistence)
 NAIVE_MA = "_naive_ma"  # its moving average at t
 DIRECTION_REF = "_direction_ref"  # what "up" is measured against: 0 for returns, value at t else
+# A model's output beside its inputs: in batch scores, the inference log and the monitor's frames.
+PREDICTION = "prediction"
 
 
 # Frame helpers more than one module needs. polars is imported inside them so that importing

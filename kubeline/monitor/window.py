@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from kubeline.serving.loaded import ServedModel
     from kubeline.settings import Settings
 
-PREDICTION = "prediction"
-
 
 @dataclass
 class Window:
@@ -62,9 +60,14 @@ def scored(location: str, served: ServedModel, settings: Settings) -> pd.DataFra
 
 
 def from_market_data(
-    location: str, served: ServedModel, settings: Settings, since: str | None = None
+    location: str,
+    served: ServedModel,
+    settings: Settings,
+    since: str | None = None,
+    until: str | None = None,
 ) -> Window:
-    """The bars after the version's holdout (or since ``since``), scored with training's code."""
+    """The bars after the version's holdout (or from ``since``), before ``until`` if given,
+    scored with training's code."""
     import pandas as pd
 
     from kubeline.data import schema as s
@@ -73,6 +76,8 @@ def from_market_data(
     frame = scored(location, served, settings)
     inclusive = bool(since)  # the holdout's own last day was judged at training: leave it out
     keep = frame[s.DATE] >= start if inclusive else frame[s.DATE] > start
+    if until:
+        keep &= frame[s.DATE] < pd.Timestamp(until).tz_localize(None)
     window = frame.loc[keep].reset_index(drop=True)
     first, last = _span(window, s.DATE)
     return Window(window, f"market data at {location}", first, last, truth_asked=True)

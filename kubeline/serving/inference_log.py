@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kubeline.data.schema import DATE, TICKER
+from kubeline.data.schema import DATE, PREDICTION, TICKER
 from kubeline.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -83,7 +83,6 @@ ENDPOINT = "endpoint"
 MODEL_NAME = "model_name"
 MODEL_VERSION = "model_version"
 PIPELINE_RUN_ID = "pipeline_run_id"
-PREDICTION = "prediction"
 # Every column but the features, in file order (the features sit between DATE and PREDICTION).
 KEY_COLUMNS = (REQUEST_ID, TIMESTAMP, ENDPOINT, MODEL_NAME, MODEL_VERSION, PIPELINE_RUN_ID)
 ROW_COLUMNS = (TICKER, DATE)

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.json"
 CHECKS_FOLDER = "monitor"
-# A window above this many rows is sampled (deterministically) before the drift comparison:
-# a Wasserstein distance on 200,000 rows is as stable as on a million, at a fifth of the time.
+# A window above this many rows is sampled (deterministically) before the drift comparison.
+# Measured on the demo's reference against a 1,000,000-row shifted window: 27.8 s whole, 5.5 s
+# on a 200,000-row sample, per-column scores within 0.0031, the same 5 columns drifted.
 DRIFT_SAMPLE_ROWS = 200_000
 
 
@@ -147,26 +148,29 @@ def check(
     settings: Settings | None = None,
 ) -> CheckSummary:
     """Run one check and write its report and summary; see the module docstring."""
-    from kubeline.data.schema import TARGET
+    from kubeline.data.schema import PREDICTION, TARGET
     from kubeline.monitor import decay as decay_mod
     from kubeline.monitor import window as window_mod
     from kubeline.monitor.decision import EXIT_CODES, decide
     from kubeline.monitor.drift import drift_report
-    from kubeline.monitor.reference import PREDICTION, load_reference
+    from kubeline.monitor.reference import load_reference
     from kubeline.serving.loaded import load_served
     from kubeline.settings import get_settings
+    from kubeline.storage import check_folder_target, is_s3
 
     started = time.perf_counter()
     # MLflow draws a progress bar for every artifact read; a CronJob's log wants none.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     settings = settings or get_settings()
+    if out and not is_s3(out):  # a wrong place fails before the registry is asked anything
+        check_folder_target(out, "--out")
     cfg = run_config(config).monitor
     served = load_served(settings, name=model_name or None, version=version or None)
     card = served.card
     reference = load_reference(served)
     since = resolve_since(since, datetime.now(UTC))
     window: Window = (
-        window_mod.from_market_data(current, served, settings, since)
+        window_mod.from_market_data(current, served, settings, since, until)
         if current
         else window_mod.from_inference_log(served, settings, since, truth, until)
     )

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kubeline.data.schema import PREDICTION
 from kubeline.steps.base import executor, write_parquet
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from kubeline.serving.loaded import ServedModel
     from kubeline.settings import Settings
 
-PREDICTION = "prediction"
 MODEL_NAME = "model_name"
 MODEL_VERSION = "model_version"
 

@@ -101,6 +101,15 @@ def test_the_shifted_data_with_its_realized_targets_is_decay(env: Champion, cli,
     assert "volatility_20" in summary["drifted_features"]
 
 
+def test_until_ends_a_market_data_window(env: Champion, cli, tmp_path) -> None:
+    start = date.fromisoformat(env.holdout_start[:10])
+    until = date(start.year + (start.month + 2) // 12, (start.month + 2) % 12 + 1, 1)
+    done = cli("monitor", "--current", env.clean, "--since", env.holdout_start,
+               "--until", str(until), "--json", "--out", tmp_path / "c")  # fmt: skip
+    summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert summary["window_end"] < str(until) and summary["window_start"] >= env.holdout_start[:10]
+
+
 def test_a_tiny_window_is_insufficient_data(env: Champion, cli, tmp_path) -> None:
     last = pl.read_csv(next(env.clean.glob("*.csv")))["Date"].max()
     done = cli("monitor", "--current", env.clean, "--since", str(last), "--out", tmp_path / "c")

@@ -165,3 +165,11 @@ def test_a_cronjobs_since_is_the_hours_or_days_before_now() -> None:
 
     with pytest.raises(ConfigError, match="'yesterday' is not a date, a time or a duration"):
         resolve_since("yesterday", now)
+
+
+def test_a_wrong_out_fails_before_the_registry_is_asked(cli, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KUBELINE_STATE_DIR", str(tmp_path / "fresh"))  # no registry at all
+    (tmp_path / "file").write_text("x")
+    done = cli("monitor", "--out", tmp_path / "file" / "check")
+    assert done.exit_code != 0 and "--out" in done.flat and "is a file" in done.flat
+    assert "registry" not in done.flat and not (tmp_path / "fresh").exists()
