@@ -15,11 +15,11 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kubeline.monitor.summary import SUMMARY_FILE, CheckSummary, check_key
 from kubeline.steps.base import run_config
 
 if TYPE_CHECKING:
@@ -30,57 +30,11 @@ if TYPE_CHECKING:
     from kubeline.settings import Settings
 
 REPORT_FILE = "report.html"
-SUMMARY_FILE = "summary.json"
 CHECKS_FOLDER = "monitor"
 # A window above this many rows is sampled (deterministically) before the drift comparison.
 # Measured on the demo's reference against a 1,000,000-row shifted window: 27.8 s whole, 5.5 s
 # on a 200,000-row sample, per-column scores within 0.0031, the same 5 columns drifted.
 DRIFT_SAMPLE_ROWS = 200_000
-
-
-@dataclass
-class CheckSummary:
-    """One check, as summary.json holds it and ``kubeline monitor`` prints it."""
-
-    decision: str
-    reason: str
-    exit_code: int
-    checked_at: str
-    model_name: str
-    model_version: str
-    mlflow_run_id: str | None
-    pipeline_run_id: str | None
-    source: str
-    window_start: str | None
-    window_end: str | None
-    rows: int
-    drift_rows: int  # rows compared for drift (a sample when the window is larger)
-    sampled: bool
-    reference_rows: int
-    drift_method: str
-    drift_threshold: float
-    drifted_share: float
-    drifted_features: list[str]
-    drift_scores: dict[str, float]
-    prediction_drift: float | None
-    truth_rows: int
-    rmse: float | None
-    mae: float | None
-    holdout_rmse: float | None
-    naive_rmse: dict[str, float] = field(default_factory=dict)
-    decay_reasons: list[str] = field(default_factory=list)
-    report: str | None = None
-    seconds: float = 0.0
-
-    def to_json(self) -> str:
-        def clean(value: Any) -> Any:  # NaN is not JSON
-            if isinstance(value, float) and not math.isfinite(value):
-                return None
-            if isinstance(value, dict):
-                return {k: clean(v) for k, v in value.items()}
-            return value
-
-        return json.dumps({k: clean(v) for k, v in asdict(self).items()}, indent=2)
 
 
 def checks_location(settings: Settings) -> str:
@@ -210,7 +164,7 @@ def check(
     elif outcome.value == "drift" and drift is not None:
         top = ", ".join(f"{c.column} ({c.score:.2f})" for c in drift.drifted[:5])
         reason = f"{drift.share:.0%} of the features drifted: {top}"
-    key = f"{now:%Y%m%dT%H%M%SZ}-{served.name}-v{served.version}"
+    key = check_key(now, served.name, served.version)
     location = out or f"{checks_location(settings).rstrip('/')}/{key}"
     summary = CheckSummary(
         decision=outcome.value,
@@ -241,6 +195,7 @@ def check(
         naive_rmse=decay.naive_rmse if decay else {},
         decay_reasons=decay.reasons if decay else [],
         report=f"{location}/{REPORT_FILE}" if snapshot is not None else None,
+        check_id=key,
     )
     summary.seconds = round(time.perf_counter() - started, 3)
     _write(location, snapshot, summary, settings)
