@@ -19,6 +19,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+# A window above this many rows is compared on a deterministic sample of this many. Measured on
+# the demo's reference against a 1,000,000-row shifted window: 27.8 s whole, 5.5 s on a
+# 200,000-row sample, per-column scores within 0.0031, the same 5 columns drifted
+# (bench/monitor.py measures it again).
+DRIFT_SAMPLE_ROWS = 200_000
+
 # What Evidently's report calls each method, for the summary and the console.
 METHOD_NAMES = {
     "wasserstein": "Wasserstein distance (normed by the reference's standard deviation)",
@@ -50,6 +56,14 @@ class DriftResult:
     @property
     def share(self) -> float:
         return len(self.drifted) / len(self.features) if self.features else 0.0
+
+
+def sample_window(
+    frame: pd.DataFrame, rows: int = DRIFT_SAMPLE_ROWS, seed: int = 0
+) -> pd.DataFrame:
+    """The window itself, or a seeded uniform sample of ``rows`` of it in the window's order:
+    the same window always gives the same sample, so a re-run check gives the same scores."""
+    return frame.sample(n=rows, random_state=seed).sort_index() if len(frame) > rows else frame
 
 
 def drift_report(
