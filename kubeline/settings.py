@@ -272,31 +272,19 @@ class Settings(BaseSettings):
     def _state_dir_is_a_folder(cls, value: Path) -> Path:
         # A file there (the state folder itself, or one of its parents) would fail every
         # command that writes state; the output policy's own check says which.
-        from kubeline.errors import StorageError
-        from kubeline.storage import check_folder_target
-
-        try:
-            check_folder_target(value, "the state folder")
-        except StorageError as exc:
-            raise ValueError(exc.message) from None
+        _folder_can_be_made(value, "the state folder")
         return value
 
     @field_validator("monitor_textfile")
     @classmethod
     def _textfile_can_be_written(cls, value: Path | None) -> Path | None:
-        from kubeline.errors import StorageError
-        from kubeline.storage import check_folder_target
-
         if value is None:
             return None
         if value.is_dir():
             raise ValueError("is a folder; name the .prom file to write")
         if value.suffix != ".prom":  # node-exporter's textfile collector reads only these
             raise ValueError("does not end in .prom; name a file like kubeline.prom")
-        try:
-            check_folder_target(value.parent, "the textfile's folder")
-        except StorageError as exc:
-            raise ValueError(exc.message) from None
+        _folder_can_be_made(value.parent, "the textfile's folder")
         return value
 
     @field_validator("monitor_webhook_url")
@@ -474,6 +462,17 @@ class _YamlWithoutSecrets(YamlConfigSettingsSource):
 def _secret_fields() -> set[str]:
     """Settings that are credentials: never shown, never read from the settings file."""
     return {n for n, f in Settings.model_fields.items() if f.annotation == SecretStr | None}
+
+
+def _folder_can_be_made(path: Path, what: str) -> None:
+    """A ValueError (pydantic's) saying why ``path`` cannot be a folder, per the output policy."""
+    from kubeline.errors import StorageError
+    from kubeline.storage import check_folder_target
+
+    try:
+        check_folder_target(path, what)
+    except StorageError as exc:
+        raise ValueError(exc.message) from None
 
 
 def settings_error(exc: ValidationError) -> ConfigError:

@@ -7,14 +7,14 @@ import json
 import os
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 import test_monitor
-from conftest import free_port, running  # tests/conftest.py
+from conftest import CliResult, free_port, running  # tests/conftest.py
 from prometheus_client.parser import text_string_to_metric_families
 from test_monitor import Champion, last_line
 
@@ -40,6 +40,11 @@ def gateway(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+def check(cli: Callable[..., CliResult], data: Path, env: Champion, out: Path) -> CliResult:
+    """`kubeline monitor` on market data from the holdout's start, into ``out``."""
+    return cli("monitor", "--current", data, "--since", env.holdout_start, "--out", out)
+
+
 def pushed(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """The gateway's kubeline series, without the labels it adds (job, instance)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
@@ -59,9 +64,7 @@ def test_each_check_replaces_the_models_series_on_the_gateway(
     env: Champion, cli, tmp_path: Path, gateway: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUBELINE_PUSHGATEWAY_URL", gateway)
-    ok = cli(
-        "monitor", "--current", env.clean, "--since", env.holdout_start, "--out", tmp_path / "a"
-    )
+    ok = check(cli, env.clean, env, tmp_path / "a")
     assert ok.exit_code == 0 and last_line(ok.stdout) == "ok", ok.output
     first = json.loads((tmp_path / "a" / "summary.json").read_text())
     series = pushed(gateway)
@@ -76,9 +79,7 @@ def test_each_check_replaces_the_models_series_on_the_gateway(
         )
     assert series[("kubeline_monitor_decision", (("decision", "ok"), *model))] == 1
 
-    shifted = cli(
-        "monitor", "--current", env.shifted, "--since", env.holdout_start, "--out", tmp_path / "b"
-    )
+    shifted = check(cli, env.shifted, env, tmp_path / "b")
     assert shifted.exit_code == 11, shifted.output
     second = json.loads((tmp_path / "b" / "summary.json").read_text())
     series = pushed(gateway)
@@ -115,20 +116,10 @@ def test_the_webhook_hears_of_a_breaching_check_and_not_of_an_ok_one(
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/services/T/B/token"
         monkeypatch.setenv("KUBELINE_MONITOR_WEBHOOK_URL", url)
-        ok = cli(
-            "monitor", "--current", env.clean, "--since", env.holdout_start, "--out", tmp_path / "a"
-        )
+        ok = check(cli, env.clean, env, tmp_path / "a")
         assert ok.exit_code == 0, ok.output
         assert Receiver.bodies == []
-        bad = cli(
-            "monitor",
-            "--current",
-            env.shifted,
-            "--since",
-            env.holdout_start,
-            "--out",
-            tmp_path / "b",
-        )
+        bad = check(cli, env.shifted, env, tmp_path / "b")
         assert bad.exit_code == 11, bad.output
         assert "token" not in bad.output
     finally:
@@ -146,9 +137,7 @@ def test_the_textfile_holds_the_checks_numbers(
 ) -> None:
     target = tmp_path / "textfile" / "kubeline.prom"
     monkeypatch.setenv("KUBELINE_MONITOR_TEXTFILE", str(target))
-    done = cli(
-        "monitor", "--current", env.clean, "--since", env.holdout_start, "--out", tmp_path / "a"
-    )
+    done = check(cli, env.clean, env, tmp_path / "a")
     assert done.exit_code == 0, done.output
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     values = {
@@ -166,9 +155,7 @@ def test_a_dead_gateway_leaves_the_check_and_its_exit_code_alone(
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("KUBELINE_PUSHGATEWAY_URL", url)
-    done = cli(
-        "monitor", "--current", env.clean, "--since", env.holdout_start, "--out", tmp_path / "a"
-    )
+    done = check(cli, env.clean, env, tmp_path / "a")
     assert done.exit_code == 0 and last_line(done.stdout) == "ok", done.output
     assert f"not sent to {url}" in done.stderr
     assert (tmp_path / "a" / "summary.json").exists()
