@@ -64,6 +64,11 @@ URI_RULES: dict[str, tuple[tuple[str, ...], bool, str]] = {
         False,
         "use an http(s) URL (e.g. http://127.0.0.1:9000), or leave it unset for AWS S3",
     ),
+    "pushgateway_url": (
+        ("http", "https"),
+        False,
+        "use the Pushgateway's http(s) URL (e.g. http://pushgateway:9091), or leave it unset",
+    ),
     "kfp_host": (
         ("http", "https"),
         False,
@@ -197,6 +202,22 @@ class Settings(BaseSettings):
         "or s3://bucket/prefix; default: monitor under an s3:// artifact location, else under "
         "the state folder.",
     )
+    # Where a check's numbers and news go: a CronJob cannot be scraped, so it pushes them.
+    pushgateway_url: str | None = Field(
+        None,
+        description="Prometheus Pushgateway each check's metrics are pushed to (job "
+        "kubeline-monitor, grouped by model); default: none.",
+    )
+    monitor_textfile: Path | None = Field(
+        None,
+        description="File each check's metrics are written to (node-exporter textfile "
+        "collector format) when no Pushgateway is set; default: none.",
+    )
+    monitor_webhook_url: SecretStr | None = Field(
+        None,
+        description="Webhook (Slack-compatible) told of a drift or decay check; secret: a "
+        "Slack URL carries its token.",
+    )
     inference_log_batch_rows: int = Field(
         1000, ge=1, description="Rows that make the inference log write a file."
     )
@@ -251,13 +272,29 @@ class Settings(BaseSettings):
     def _state_dir_is_a_folder(cls, value: Path) -> Path:
         # A file there (the state folder itself, or one of its parents) would fail every
         # command that writes state; the output policy's own check says which.
-        from kubeline.errors import StorageError
-        from kubeline.storage import check_folder_target
+        _folder_can_be_made(value, "the state folder")
+        return value
 
-        try:
-            check_folder_target(value, "the state folder")
-        except StorageError as exc:
-            raise ValueError(exc.message) from None
+    @field_validator("monitor_textfile")
+    @classmethod
+    def _textfile_can_be_written(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if value.is_dir():
+            raise ValueError("is a folder; name the .prom file to write")
+        if value.suffix != ".prom":  # node-exporter's textfile collector reads only these
+            raise ValueError("does not end in .prom; name a file like kubeline.prom")
+        _folder_can_be_made(value.parent, "the textfile's folder")
+        return value
+
+    @field_validator("monitor_webhook_url")
+    @classmethod
+    def _webhook_is_http(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        if _scheme(value.get_secret_value()) not in ("http", "https"):
+            # The value is a secret: never echoed, so the message says what is wrong alone.
+            raise ValueError("is not an http(s) URL; use the webhook's https://... URL")
         return value
 
     @field_validator(*URI_RULES)
@@ -425,6 +462,17 @@ class _YamlWithoutSecrets(YamlConfigSettingsSource):
 def _secret_fields() -> set[str]:
     """Settings that are credentials: never shown, never read from the settings file."""
     return {n for n, f in Settings.model_fields.items() if f.annotation == SecretStr | None}
+
+
+def _folder_can_be_made(path: Path, what: str) -> None:
+    """A ValueError (pydantic's) saying why ``path`` cannot be a folder, per the output policy."""
+    from kubeline.errors import StorageError
+    from kubeline.storage import check_folder_target
+
+    try:
+        check_folder_target(path, what)
+    except StorageError as exc:
+        raise ValueError(exc.message) from None
 
 
 def settings_error(exc: ValidationError) -> ConfigError:

@@ -192,6 +192,11 @@ def check(
     if report_copy:  # a KFP HTML artifact: the report, or why there is none
         _write_report(report_copy, snapshot, summary)
     _log_to_mlflow(settings, summary)
+    # Last, and never fatal: the summary is written whatever Prometheus or the webhook say.
+    from kubeline.monitor import prometheus, webhook
+
+    prometheus.publish(summary, settings)
+    webhook.notify(summary, settings)
     return summary
 
 
