@@ -315,8 +315,17 @@ def predict(
         )
 
 
-@app.command()
+# A group whose callback is the check itself, so `kubeline monitor --current X` is unchanged
+# and `kubeline monitor history` is a subcommand beside it.
+monitor_app = typer.Typer(
+    cls=KubelineGroup, no_args_is_help=False, pretty_exceptions_enable=False, add_completion=False
+)
+app.add_typer(monitor_app, name="monitor")
+
+
+@monitor_app.callback(invoke_without_command=True)
 def monitor(
+    ctx: typer.Context,
     current: Annotated[
         str | None,
         typer.Option(
@@ -359,6 +368,8 @@ def monitor(
 
     The last line printed is the decision: ok, drift, decay or insufficient-data.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from kubeline.steps.monitor import check
 
     with err_console.status("checking"):
@@ -409,6 +420,36 @@ def monitor(
             console.print(f"report: {escape(summary.report)}", soft_wrap=True, highlight=False)
         console.print(summary.decision, highlight=False)
     raise typer.Exit(summary.exit_code)
+
+
+@monitor_app.command("history")
+def monitor_history(
+    last: Annotated[int, typer.Option("-n", "--last", help="How many checks to show.")] = 20,
+    model: ModelOption = None,
+    plot: Annotated[
+        str | None,
+        typer.Option("--plot", help="Trend PNG (default: trend.png beside the checks)."),
+    ] = None,
+) -> None:
+    """The last checks as a table, and a PNG of the drifted share and window RMSE over time."""
+    from rich.table import Table
+
+    from kubeline.monitor.history import list_checks
+    from kubeline.monitor.trend import COLUMNS, default_plot_path, recent, row, write_plot
+    from kubeline.steps.monitor import checks_location
+
+    settings = _settings()
+    location = checks_location(settings)
+    checks = recent(list_checks(location, settings), last, model)
+    if not checks:
+        console.print(f"no checks under {escape(location)} yet", highlight=False)
+        return
+    table = Table(*COLUMNS)
+    for values in map(row, checks):
+        table.add_row(*(escape(v) for v in values))
+    console.print(table)
+    written = write_plot(checks, plot or default_plot_path(location, settings), settings)
+    console.print(f"trend: {escape(written)}", soft_wrap=True, highlight=False)
 
 
 @app.command("compile")

@@ -294,6 +294,28 @@ class MonitorConfig(_Strict):
     min_rows: int = Field(
         default=200, ge=1, description="Fewer rows in the window: insufficient-data."
     )
+    # Off unless asked: starting a training run spends a cluster's time and may replace the
+    # champion, so an operator opts in (and the demo's drift check must not start one).
+    retrain: Literal["off", "manual", "auto"] = Field(
+        default="off",
+        description="On drift/decay: off; manual (record a recommendation for `kubeline "
+        "retrain --approve`); auto (start the training pipeline).",
+    )
+    # Two: one noisy window is not a trend; a daily CronJob then acts on the second day.
+    consecutive: int = Field(
+        default=2, ge=1, description="Breaching checks of the same model in a row before acting."
+    )
+    cooldown: str = Field(
+        default="24h",
+        pattern=r"^\s*\d+[hd]\s*$",
+        description="After a retraining starts, none again for this long (24h, 7d).",
+    )
+
+    @field_validator("retrain", mode="before")
+    @classmethod
+    def _yaml_off_is_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false: that is what the writer meant.
+        return "off" if value is False else value
 
 
 class RunConfig(_Strict):
