@@ -25,6 +25,13 @@ pytestmark = pytest.mark.integration
 
 CliRun = Callable[..., Any]
 DATA = "s3://market/raw"
+# What a re-schedule that changes nothing must not send.
+WRITES = {
+    "recurring_run_service_delete_recurring_run",
+    "recurring_run_service_create_recurring_run",
+    "upload_pipeline_version",
+    "pipeline_service_create_pipeline",
+}
 
 
 @pytest.fixture
@@ -195,12 +202,7 @@ def test_schedule_again_with_the_same_spec_cron_and_inputs_sends_nothing(
     assert done.exit_code == 0, done.output
     assert "unchanged" in done.flat and "nothing was sent" in done.flat
     sent = kfp.operations(mark)
-    assert not {
-        "recurring_run_service_delete_recurring_run",
-        "recurring_run_service_create_recurring_run",
-        "upload_pipeline_version",
-        "pipeline_service_create_pipeline",
-    } & set(sent), sent
+    assert not WRITES & set(sent), sent
     assert list(kfp.recurring) == [before]
 
 
@@ -238,12 +240,7 @@ def test_the_upload_job_run_twice_leaves_one_unchanged_recurring_run(
     assert second.exit_code == 0, second.output
     assert "unchanged" in second.flat
     sent = kfp.operations(mark)
-    assert not {
-        "recurring_run_service_delete_recurring_run",
-        "recurring_run_service_create_recurring_run",
-        "upload_pipeline_version",
-        "pipeline_service_create_pipeline",
-    } & set(sent), sent
+    assert not WRITES & set(sent), sent
     assert list(kfp.recurring) == [recurring_id]
     assert json.dumps(kfp.recurring[recurring_id], sort_keys=True) == before
 
