@@ -890,10 +890,30 @@ def upload(
             help="A committed pipeline to upload (repeatable); all of pipelines/compiled/ if none.",
         ),
     ] = None,
+    schedule_name: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule",
+            metavar="NAME",
+            help="Then create or update the training's recurring run of that name, as "
+            "`kubeline schedule` does (needs --cron); the same again changes nothing.",
+        ),
+    ] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option("--cron", help="With --schedule: the five cron fields users write."),
+    ] = None,
+    param: ParamOption = None,
 ) -> None:
     """Upload the committed compiled pipelines to KFP as versions named by the spec's hash."""
+    from kubeline.errors import ConfigError
     from kubeline.runner.remote import upload as upload_specs
 
+    if (schedule_name is None) != (cron is None):
+        raise ConfigError(
+            "kubeline upload --schedule and --cron go together",
+            hint="e.g. --schedule nightly --cron '0 2 * * *'",
+        )
     with console.status("uploading"):
         done = upload_specs(_settings(), pipeline)
     for spec, version in done:
@@ -904,6 +924,9 @@ def upload(
             highlight=False,
             soft_wrap=True,  # one line per pipeline, also in a Job's log
         )
+    if schedule_name is not None and cron is not None:
+        # The Helm hook's recurring run from values: the very path `kubeline schedule` takes.
+        schedule(name=schedule_name, cron=cron, param=param)
 
 
 @app.command()

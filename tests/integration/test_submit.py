@@ -25,6 +25,13 @@ pytestmark = pytest.mark.integration
 
 CliRun = Callable[..., Any]
 DATA = "s3://market/raw"
+# What a re-schedule that changes nothing must not send.
+WRITES = {
+    "recurring_run_service_delete_recurring_run",
+    "recurring_run_service_create_recurring_run",
+    "upload_pipeline_version",
+    "pipeline_service_create_pipeline",
+}
 
 
 @pytest.fixture
@@ -195,13 +202,47 @@ def test_schedule_again_with_the_same_spec_cron_and_inputs_sends_nothing(
     assert done.exit_code == 0, done.output
     assert "unchanged" in done.flat and "nothing was sent" in done.flat
     sent = kfp.operations(mark)
-    assert not {
-        "recurring_run_service_delete_recurring_run",
-        "recurring_run_service_create_recurring_run",
-        "upload_pipeline_version",
-        "pipeline_service_create_pipeline",
-    } & set(sent), sent
+    assert not WRITES & set(sent), sent
     assert list(kfp.recurring) == [before]
+
+
+def test_the_upload_job_run_twice_leaves_one_unchanged_recurring_run(
+    cli: CliRun, kfp: Contract
+) -> None:
+    from kubeline import chart
+
+    values = {
+        "kfp": {
+            "uploadPipelines": True,
+            "host": "http://ml-pipeline.kubeflow:8888",
+            "recurringRun": {
+                "enabled": True,
+                "name": "nightly",
+                "cron": "0 2 * * *",
+                "parameters": {"data": DATA},
+            },
+        }
+    }
+    (job,) = [
+        d
+        for d in chart.render(values)
+        if d["kind"] == "Job" and d["metadata"]["name"] == "kubeline-upload"
+    ]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["kubeline", "upload"]
+    first = cli("upload", *container["args"])
+    assert first.exit_code == 0, first.output
+    (recurring_id,) = kfp.recurring
+    before = json.dumps(kfp.recurring[recurring_id], sort_keys=True)
+    assert kfp.recurring[recurring_id]["trigger"]["cron_schedule"]["cron"] == "0 0 2 * * *"
+    mark = len(kfp.requests)
+    second = cli("upload", *container["args"])
+    assert second.exit_code == 0, second.output
+    assert "unchanged" in second.flat
+    sent = kfp.operations(mark)
+    assert not WRITES & set(sent), sent
+    assert list(kfp.recurring) == [recurring_id]
+    assert json.dumps(kfp.recurring[recurring_id], sort_keys=True) == before
 
 
 @pytest.mark.parametrize(

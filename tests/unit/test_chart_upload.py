@@ -98,3 +98,38 @@ def test_notes_say_where_the_pipelines_go_and_where_a_failed_hook_logs() -> None
     assert f"go to KFP at {HOST}" in notes
     assert "kubectl -n kubeline logs job/kubeline-upload" in notes
     assert "go to KFP" not in chart.render_files()["kubeline/templates/NOTES.txt"]
+
+
+RECURRING = {
+    "kfp": {
+        "recurringRun": {
+            "enabled": True,
+            "name": "nightly",
+            "cron": "0 2 * * *",
+            "parameters": {"data": "s3://market/raw", "model_name": "returns"},
+        }
+    }
+}
+
+
+def test_the_recurring_training_run_from_values_is_the_jobs_schedule_arguments() -> None:
+    docs = chart.render(chart.merge(ON, RECURRING))
+    (container,) = upload_job(docs)["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["kubeline", "upload"]
+    assert container["args"] == [
+        "--schedule",
+        "nightly",
+        "--cron",
+        "0 2 * * *",
+        "--param",
+        "data=s3://market/raw",
+        "--param",
+        "model_name=returns",
+    ]
+    assert _validate_all(docs) == []
+
+
+def test_a_recurring_run_with_six_cron_fields_or_a_nested_parameter_is_refused() -> None:
+    for bad in ({"cron": "0 0 2 * * *"}, {"parameters": {"data": {"nested": 1}}}):
+        with pytest.raises(ConfigError):
+            chart.render(chart.merge(ON, {"kfp": {"recurringRun": bad}}))
