@@ -90,13 +90,11 @@ def test_each_profile_renders_the_kinds_it_is_for(rendered: dict[str, list[dict]
         "Pod",
     }
     # production: the bucket Job creates the bucket in the external S3 too; the service is
-    # autoscaled and scraped by the Prometheus Operator; the monitor checks it hourly and, to
-    # retrain, has its ServiceAccount and a Role for KFP runs.
+    # autoscaled and scraped by the Prometheus Operator; the monitor checks it hourly under its
+    # own ServiceAccount (no Role: retraining is off, see ci/production-values.yaml).
     assert kinds("production") == core | {
         "CronJob",
         "ServiceAccount",
-        "Role",
-        "RoleBinding",
         "Service",
         "Deployment",
         "PodDisruptionBudget",

@@ -126,3 +126,14 @@ def test_processes_racing_on_one_window_claim_it_exactly_once(tmp_path: Path) ->
     for proc in procs:
         proc.join(timeout=60)
     assert sorted(outcomes) == [False, False, False, True]
+
+
+@pytest.mark.parametrize("mode", ["manual", "auto"])
+def test_a_retrain_mode_nothing_acts_on_yet_is_refused_not_ignored(mode: str) -> None:
+    from pydantic import ValidationError
+
+    from kubeline.runconfig import MonitorConfig
+
+    assert MonitorConfig(retrain=False).retrain == "off"  # YAML's unquoted off
+    with pytest.raises(ValidationError, match=f"retrain: {mode} is not acted on"):
+        MonitorConfig(retrain=mode)
