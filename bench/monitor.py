@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -63,9 +64,12 @@ def build_frames(folder: Path, rows: int, reference_rows: int) -> dict[str, Any]
         return built.drop_nulls([*plan.features, TARGET]), plan.features
 
     # Each ticker loses its first bars to the feature windows: ask for 10% more, then cut.
-    reference, names = table(-(-reference_rows * 11 // 10 // per_ticker), 1, None)
+    def tickers_for(wanted: int) -> int:
+        return max(1, math.ceil(wanted * 1.1 / per_ticker))
+
+    reference, names = table(tickers_for(reference_rows), 1, None)
     reference = reference.head(reference_rows)
-    current, _ = table(-(-rows * 11 // 10 // per_ticker), 2, date(2005, 1, 3))
+    current, _ = table(tickers_for(rows), 2, date(2005, 1, 3))
     current = current.head(rows)
     model = Ridge().fit(reference.select(names).to_numpy(), reference[TARGET].to_numpy())
     for name, frame in (("reference", reference), ("current", current)):

@@ -424,7 +424,7 @@ def monitor(
 
 @monitor_app.command("history")
 def monitor_history(
-    last: Annotated[int, typer.Option("-n", "--last", help="How many checks to show.")] = 20,
+    last: Annotated[int, typer.Option("-n", "--last", min=1, help="How many checks to show.")] = 20,
     model: ModelOption = None,
     plot: Annotated[
         str | None,
@@ -437,14 +437,22 @@ def monitor_history(
     from kubeline.monitor.history import list_checks
     from kubeline.monitor.trend import COLUMNS, default_plot_path, recent, row, write_plot
     from kubeline.steps.monitor import checks_location
+    from kubeline.storage import check_file_target, is_s3
 
     settings = _settings()
+    if plot and not is_s3(plot):  # a wrong place fails before anything is listed
+        check_file_target(plot, "--plot")
     location = checks_location(settings)
     checks = recent(list_checks(location, settings), last, model)
     if not checks:
-        console.print(f"no checks under {escape(location)} yet", highlight=False)
+        of = f" of model {model}" if model else ""
+        console.print(f"no checks{escape(of)} under {escape(location)} yet", highlight=False)
         return
-    table = Table(*COLUMNS)
+    # Folded, never cut with an ellipsis: the check id is what `--approve` and a search of the
+    # checks' location need whole, and a CronJob's log is often 80 columns wide.
+    table = Table()
+    for name in COLUMNS:
+        table.add_column(name, overflow="fold")
     for values in map(row, checks):
         table.add_row(*(escape(v) for v in values))
     console.print(table)
@@ -909,10 +917,10 @@ def upload(
     from kubeline.errors import ConfigError
     from kubeline.runner.remote import upload as upload_specs
 
-    if (schedule_name is None) != (cron is None):
+    if (schedule_name is None) != (cron is None) or (param and schedule_name is None):
         raise ConfigError(
-            "kubeline upload --schedule and --cron go together",
-            hint="e.g. --schedule nightly --cron '0 2 * * *'",
+            "kubeline upload --schedule and --cron go together, and --param needs them",
+            hint="e.g. --schedule nightly --cron '0 2 * * *' --param data=s3://bucket/market",
         )
     with console.status("uploading"):
         done = upload_specs(_settings(), pipeline)

@@ -307,9 +307,17 @@ class MonitorConfig(_Strict):
     )
     cooldown: str = Field(
         default="24h",
-        pattern=r"^\s*\d+[hd]\s*$",
         description="After a retraining starts, none again for this long (24h, 7d).",
     )
+
+    @field_validator("cooldown")
+    @classmethod
+    def _cooldown_is_a_duration(cls, value: str) -> str:
+        from kubeline.durations import parse_duration
+
+        if parse_duration(value) is None:
+            raise ValueError(f"{value!r} is not a duration; give hours or days, e.g. 24h or 7d")
+        return value
 
     @field_validator("retrain", mode="before")
     @classmethod

@@ -14,11 +14,11 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
-
 from kubeline.monitor.decision import Outcome
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Gauge
+
     from kubeline.monitor.summary import CheckSummary
     from kubeline.settings import Settings
 
@@ -30,6 +30,8 @@ PUSH_TIMEOUT_SECONDS = 10.0
 
 def registry_for(summary: CheckSummary) -> CollectorRegistry:
     """A fresh registry holding this one check's gauges (never the process-wide default)."""
+    from prometheus_client import CollectorRegistry, Gauge
+
     registry = CollectorRegistry()
     labels = {"model": summary.model_name, "version": summary.model_version}
 
@@ -66,7 +68,9 @@ def publish(summary: CheckSummary, settings: Settings) -> str | None:
     """Push or write the check's metrics as configured; a warning (returned, and printed to
     stderr) when that fails, None otherwise."""
     if not (settings.pushgateway_url or settings.monitor_textfile):
-        return None
+        return None  # and prometheus_client is never imported
+    from prometheus_client import push_to_gateway, write_to_textfile
+
     registry = registry_for(summary)
     try:
         if settings.pushgateway_url:

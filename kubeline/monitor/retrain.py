@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,17 +22,6 @@ if TYPE_CHECKING:
 
 BREACHES = ("drift", "decay")
 CLAIMS_FOLDER = "claims"  # beside the check folders; it holds no summary.json, so no check
-
-
-def duration(text: str) -> timedelta:
-    """``24h`` or ``7d`` (the spelling ``--since`` takes) as a timedelta."""
-    found = re.fullmatch(r"(\d+)([hd])", text.strip())
-    if not found:
-        from kubeline.errors import ConfigError
-
-        raise ConfigError(f"{text!r} is not a duration", hint="give hours or days, e.g. 24h or 7d")
-    amount = int(found.group(1))
-    return timedelta(hours=amount) if found.group(2) == "h" else timedelta(days=amount)
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,12 @@ def recent(
 def row(check: CheckSummary) -> tuple[str, ...]:
     """One table row, in the order of ``COLUMNS``; a number a check did not measure is '-'."""
     window = (
-        f"{check.window_start} to {check.window_end}" if check.rows and check.window_start else "-"
+        f"{_moment(check.window_start)} to {_moment(check.window_end or '')}"
+        if check.rows and check.window_start
+        else "-"
     )
     return (
-        check.checked_at,
+        f"{_when(check.checked_at):%Y-%m-%d %H:%M}",
         window,
         f"{check.model_name} v{check.model_version}",
         check.decision,
@@ -85,6 +87,16 @@ def write_plot(checks: list[CheckSummary], path: str, settings: Settings | None 
     with output_location(path, settings) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     return path
+
+
+def _moment(text: str) -> str:
+    """A window bound as a person reads it: the day alone when it is midnight (market data's
+    bars), else to the minute."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return f"{when:%Y-%m-%d}" if when.time() == datetime.min.time() else f"{when:%Y-%m-%d %H:%M}"
 
 
 def _when(checked_at: str) -> datetime:

@@ -45,25 +45,23 @@ def checks_location(settings: Settings) -> str:
 def resolve_since(since: str | None, now: datetime) -> str | None:
     """``24h`` or ``7d`` (what a CronJob passes: the hours before each run) as an ISO time;
     anything else as given (a date or an ISO time)."""
-    import re
-    from datetime import timedelta
+    from kubeline.durations import parse_duration
 
-    found = re.fullmatch(r"(\d+)([hd])", (since or "").strip())
-    if not found:
-        if since is not None:
-            try:
-                datetime.fromisoformat(since.strip())
-            except ValueError:
-                from kubeline.errors import ConfigError
+    if since is None:
+        return None
+    span = parse_duration(since)
+    if span is not None:
+        return (now - span).isoformat()
+    try:
+        datetime.fromisoformat(since.strip())
+    except ValueError:
+        from kubeline.errors import ConfigError
 
-                raise ConfigError(
-                    f"--since {since!r} is not a date, a time or a duration",
-                    hint="give YYYY-MM-DD, an ISO time (2026-12-01T06:00), or 24h / 7d",
-                ) from None
-        return since
-    amount, unit = int(found.group(1)), found.group(2)
-    delta = timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
-    return (now - delta).isoformat()
+        raise ConfigError(
+            f"--since {since!r} is not a date, a time or a duration",
+            hint="give YYYY-MM-DD, an ISO time (2026-12-01T06:00), or 24h / 7d",
+        ) from None
+    return since
 
 
 def _holdout_rmse(settings: Settings, served: ServedModel) -> float:

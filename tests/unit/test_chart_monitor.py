@@ -78,12 +78,17 @@ def test_thresholds_from_values_are_a_run_config_file_it_reads() -> None:
     ]
 
 
-def test_the_cronjob_is_valid_and_restricted_in_every_profile_it_runs_in() -> None:
-    for values in (ON, chart.merge(chart.profile_values("production"), ON)):
+def _assert_valid_and_restricted(extra: dict) -> None:
+    """Alone and on top of the production profile: strictly valid, every pod restricted."""
+    for values in (extra, chart.merge(chart.profile_values("production"), extra)):
         docs = chart.render(values)
         assert _validate_all(docs) == []
         violations = {n: v for n, s in pod_specs(docs) if (v := restricted_violations(s))}
         assert violations == {}
+
+
+def test_the_cronjob_is_valid_and_restricted_in_every_profile_it_runs_in() -> None:
+    _assert_valid_and_restricted(ON)
 
 
 def test_it_reaches_only_mlflow_s3_and_dns_and_nothing_reaches_it() -> None:
@@ -225,11 +230,7 @@ def test_notifications_come_from_values_and_the_webhook_from_a_secret() -> None:
 
 
 def test_retraining_is_valid_and_restricted() -> None:
-    for values in (RETRAIN, chart.merge(chart.profile_values("production"), RETRAIN)):
-        docs = chart.render(values)
-        assert _validate_all(docs) == []
-        violations = {n: v for n, s in pod_specs(docs) if (v := restricted_violations(s))}
-        assert violations == {}
+    _assert_valid_and_restricted(RETRAIN)
 
 
 def test_every_kubeline_variable_the_monitor_is_given_is_a_setting() -> None:

@@ -133,3 +133,10 @@ def test_a_recurring_run_with_six_cron_fields_or_a_nested_parameter_is_refused()
     for bad in ({"cron": "0 0 2 * * *"}, {"parameters": {"data": {"nested": 1}}}):
         with pytest.raises(ConfigError):
             chart.render(chart.merge(ON, {"kfp": {"recurringRun": bad}}))
+
+
+def test_upload_refuses_half_a_schedule_before_asking_kfp(cli) -> None:
+    for args in (["--schedule", "nightly"], ["--cron", "0 2 * * *"], ["--param", "data=x"]):
+        done = cli("upload", *args)
+        assert done.exit_code == 2, (args, done.output)  # a ConfigError: a usage error
+        assert "go together" in done.output and "Traceback" not in done.output

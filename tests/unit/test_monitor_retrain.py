@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from kubeline.durations import duration
 from kubeline.errors import ConfigError
-from kubeline.monitor.retrain import claim_window, duration, may_retrain, window_key
+from kubeline.monitor.retrain import claim_window, may_retrain, window_key
 from kubeline.monitor.summary import CheckSummary, check_key
 
 NOW = datetime(2026, 3, 10, 6, tzinfo=UTC)

@@ -85,3 +85,31 @@ def test_history_with_no_checks_says_so(
     done = cli("monitor", "history")
     assert done.exit_code == 0, done.output
     assert "no checks" in done.stdout
+
+
+def test_history_refuses_a_bad_count_and_a_bad_plot_path_before_listing(
+    cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    root = tmp_path / "checks"
+    for item in checks():
+        (root / item.check_id).mkdir(parents=True)
+        (root / item.check_id / SUMMARY_FILE).write_text(item.to_json())
+    monkeypatch.setenv("KUBELINE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("KUBELINE_MONITOR_LOCATION", str(root))
+    zero = cli("monitor", "history", "-n", "0")
+    assert zero.exit_code == 2 and "Traceback" not in zero.output
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    bad = cli("monitor", "history", "--plot", str(blocker / "trend.png"))
+    assert bad.exit_code == 1 and "--plot" in bad.output and "a file" in bad.output
+    assert checks()[0].check_id not in bad.stdout  # nothing listed before the refusal
+    unknown = cli("monitor", "history", "--model", "nope")
+    assert unknown.exit_code == 0 and "no checks of model nope" in unknown.stdout
+
+
+def test_window_bounds_read_as_days_at_midnight_and_minutes_otherwise() -> None:
+    from kubeline.monitor.trend import _moment
+
+    assert _moment("2005-06-01T00:00:00") == "2005-06-01"
+    assert _moment("2026-12-03T14:52:01.123+00:00") == "2026-12-03 14:52"
+    assert _moment("not a time") == "not a time"
