@@ -82,6 +82,12 @@ def write_plot(checks: list[CheckSummary], path: str, settings: Settings | None 
     errors = [(t, c.rmse) for t, c in zip(times, checks, strict=True) if c.rmse is not None]
     if errors:
         rmse_ax.plot(*zip(*errors, strict=True), marker="o", lw=1.2, color="#4a5568")
+    else:  # an empty panel would read as a zero error, or a broken chart
+        rmse_ax.set_yticks([])
+        rmse_ax.text(
+            0.5, 0.5, "no check had realized targets yet (see kubeline monitor --truth)",
+            transform=rmse_ax.transAxes, ha="center", va="center", color="#4a5568",
+        )  # fmt: skip
     rmse_ax.set_ylabel("window rmse")
     rmse_ax.tick_params(axis="x", labelsize=8, labelrotation=20)
     with output_location(path, settings) as tmp:
