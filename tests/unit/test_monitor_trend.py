@@ -56,15 +56,21 @@ def test_the_plot_is_a_png_written_in_place(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["trend.png"]  # no temporary left
 
 
-def test_history_prints_the_table_and_writes_the_trend_beside_the_checks(
-    cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def written_checks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """``checks()`` in their folders, and the settings pointing at them."""
     root = tmp_path / "checks"
     for item in checks():
         (root / item.check_id).mkdir(parents=True)
         (root / item.check_id / SUMMARY_FILE).write_text(item.to_json())
     monkeypatch.setenv("KUBELINE_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("KUBELINE_MONITOR_LOCATION", str(root))
+    return root
+
+
+def test_history_prints_the_table_and_writes_the_trend_beside_the_checks(
+    cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    root = written_checks(monkeypatch, tmp_path)
     done = cli("monitor", "history", "-n", "2", "--model", "m")
     assert done.exit_code == 0, done.output
     assert "decay" in done.stdout and "60%" in done.stdout
@@ -90,12 +96,7 @@ def test_history_with_no_checks_says_so(
 def test_history_refuses_a_bad_count_and_a_bad_plot_path_before_listing(
     cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    root = tmp_path / "checks"
-    for item in checks():
-        (root / item.check_id).mkdir(parents=True)
-        (root / item.check_id / SUMMARY_FILE).write_text(item.to_json())
-    monkeypatch.setenv("KUBELINE_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("KUBELINE_MONITOR_LOCATION", str(root))
+    written_checks(monkeypatch, tmp_path)
     zero = cli("monitor", "history", "-n", "0")
     assert zero.exit_code == 2 and "Traceback" not in zero.output
     blocker = tmp_path / "a-file"
