@@ -10,7 +10,7 @@ loads but cannot predict never replaces one that serves.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +41,8 @@ class ServedModel:
     loaded_at: str = field(default_factory=lambda: _now())
     # The MLflow signature's input schema: /invocations parses bodies with it, as MLflow does.
     input_schema: Any = None
+    # The estimator's positional copy (kubeline.model.positional_copy), None when it has none.
+    positional: Any = field(default=None, repr=False)
 
     @property
     def feature_names(self) -> list[str]:
@@ -54,7 +56,7 @@ class ServedModel:
         """One prediction per row of a frame holding (at least) the model's features."""
         from kubeline import model
 
-        return model.predict(self.estimator, frame, self.card.feature_names)
+        return model.predict(self.estimator, frame, self.card.feature_names, self.positional)
 
     def example_frame(self) -> pd.DataFrame:
         import pandas as pd
@@ -135,7 +137,7 @@ def load_served(
 
     from kubeline import registry
     from kubeline.lineage import DATA_HASH, tag
-    from kubeline.model import CARD_FILE, ModelCard
+    from kubeline.model import CARD_FILE, ModelCard, positional_copy
     from kubeline.registry import Tag
 
     name, number, alias_used, found = resolve_version(
@@ -178,7 +180,7 @@ def load_served(
         input_schema=schema,
     )
     check(served)
-    return served
+    return replace(served, positional=positional_copy(estimator, served.example_frame()))
 
 
 def _records(example: Any, names: list[str]) -> list[dict[str, float]]:

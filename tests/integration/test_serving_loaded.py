@@ -52,6 +52,8 @@ def test_the_champion_loads_with_its_card_lineage_and_a_working_example(store: P
     local = model.load(store / "model-a")
     expected = local.predict(served.example_frame())
     np.testing.assert_allclose(served.predict(served.example_frame()), expected, rtol=1e-12)
+    # It predicts through the positional copy: the name check's cost is off the request path.
+    assert served.positional is not None
 
 
 def test_a_pinned_version_loads_without_an_alias(store: Path) -> None:

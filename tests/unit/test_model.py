@@ -114,3 +114,43 @@ def test_the_input_example_and_signature_name_the_model_inputs() -> None:
     assert list(example.columns) == ["ret_1", "rsi_14"] and len(example) == model.EXAMPLE_ROWS
     sig = model.signature(example, np.zeros(len(example)))
     assert sig.inputs.input_names() == ["ret_1", "rsi_14"]
+
+
+@pytest.mark.parametrize("name", ["ridge", "poly2", "random_forest", "hist_gbm"])
+def test_the_positional_copy_predicts_like_the_named_pipeline_without_warnings(
+    name: str,
+) -> None:
+    import warnings
+
+    from kubeline.candidates import build_pipeline
+    from kubeline.runconfig import Candidate
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame(rng.normal(size=(400, 3)), columns=["ret_1", "rsi_14", "hl_range"])
+    y = x["ret_1"] * 0.5 - x["hl_range"] * 0.2 + rng.normal(scale=0.1, size=400)
+    fitted = build_pipeline(Candidate(name=name), seed=1).fit(x, y)
+    fast = model.positional_copy(fitted, x.head(5))
+    assert fast is not None
+    assert hasattr(fitted, "feature_names_in_")  # the original keeps its names
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = model.predict(fitted, x, list(x.columns), fast)
+    np.testing.assert_array_equal(got, fitted.predict(x))
+
+
+def test_a_frame_in_another_order_is_predicted_by_name_not_by_position() -> None:
+    x = frame()[["ret_1", "rsi_14"]]
+    fitted = Pipeline([("scale", StandardScaler()), ("model", Ridge())]).fit(x, frame()[TARGET])
+    fast = model.positional_copy(fitted, x)
+    swapped = x[["rsi_14", "ret_1"]]
+    got = model.predict(fitted, swapped, ["ret_1", "rsi_14"], fast)
+    np.testing.assert_array_equal(got, fitted.predict(x))
+
+
+def test_an_estimator_that_selects_columns_by_name_gets_no_positional_copy() -> None:
+    from sklearn.compose import ColumnTransformer
+
+    x = frame()[["ret_1", "rsi_14"]]
+    by_name = ColumnTransformer([("keep", "passthrough", ["rsi_14"])])
+    fitted = Pipeline([("pick", by_name), ("model", Ridge())]).fit(x, frame()[TARGET])
+    assert model.positional_copy(fitted, x) is None
