@@ -17,6 +17,7 @@ def register(
     pipeline_job_name: str,
     pipeline_run_id: str,
     git_revision: str,
+    triggered_by: str = "",
     # KFP's spelling of named outputs; the component's source is all a task has, so the type
     # cannot be a class defined beside it.
 ) -> NamedTuple(  # type: ignore[valid-type]
@@ -43,6 +44,8 @@ def register(
         pipeline_job_name: The KFP run's name, recorded as lineage.
         pipeline_run_id: The KFP run's id, recorded as lineage.
         git_revision: Source revision recorded as lineage; "" = the image's or checkout's.
+        triggered_by: The monitoring check that started this run, recorded as lineage; "" =
+            none (a run started by hand or by a schedule).
 
     Returns:
         model_name: The registered model's name.
@@ -68,7 +71,13 @@ def register(
         data=data,
         config=config,
         model_name=model_name,
-        lineage=of_run(pipeline_name, pipeline_job_name, pipeline_run_id, git_revision),
+        lineage=of_run(
+            pipeline_name,
+            pipeline_job_name,
+            pipeline_run_id,
+            git_revision,
+            triggered_by=triggered_by,
+        ),
     )
     fields = ["model_name", "model_version", "alias", "reason", "mlflow_run_id"]
     return namedtuple("Registration", fields)(*(getattr(out, f) for f in fields))

@@ -418,6 +418,8 @@ def monitor(
         console.print(f"{escape(summary.reason)}", highlight=False)
         if summary.report:
             console.print(f"report: {escape(summary.report)}", soft_wrap=True, highlight=False)
+        if summary.retrain_note:
+            console.print(escape(summary.retrain_note), soft_wrap=True, highlight=False)
         console.print(summary.decision, highlight=False)
     raise typer.Exit(summary.exit_code)
 
@@ -458,6 +460,114 @@ def monitor_history(
     console.print(table)
     written = write_plot(checks, plot or default_plot_path(location, settings), settings)
     console.print(f"trend: {escape(written)}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+def retrain(
+    approve: Annotated[
+        str | None,
+        typer.Option(
+            "--approve",
+            metavar="CHECK_ID",
+            help="Start the retraining this check recommended (retrain: manual).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Train with this run config instead of the check's."),
+    ] = None,
+) -> None:
+    """List the pending retraining recommendations, or approve one (start its training)."""
+    from kubeline.monitor import loop
+    from kubeline.steps.monitor import checks_location
+
+    settings = _settings()
+    location = checks_location(settings)
+    if approve is None:
+        waiting = loop.pending(location, settings)
+        if not waiting:
+            console.print(f"no retraining waits for an approval under {escape(location)}")
+            return
+        for record in waiting:
+            console.print(
+                f"{escape(record.check_id)}  {escape(record.reason)}", soft_wrap=True,
+                highlight=False,
+            )  # fmt: skip
+        console.print("approve one with `kubeline retrain --approve CHECK_ID`", highlight=False)
+        return
+    config_text = _config_text(config) if config is not None else None
+    with err_console.status(f"retraining for check {approve}"):
+        record = loop.approve(approve, settings, location=location, config_text=config_text)
+    console.print(escape(record.line()), soft_wrap=True, highlight=False)
+    if record.status == loop.Status.FAILED:
+        raise typer.Exit(1)
+
+
+@app.command()
+def lineage(
+    ident: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="A model version (3 or NAME:3), an MLflow run id, a pipeline run id or a "
+            "check id.",
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the chain as JSON.")] = False,
+) -> None:
+    """The chain behind one id: pipeline run, MLflow run, data, version and its aliases, the
+    days it served, the checks that judged it and the retrainings they started."""
+    import dataclasses
+    import json
+
+    from rich.tree import Tree
+
+    from kubeline.lineage_chain import chain, resolve
+
+    settings = _settings()
+    found = chain(settings, *resolve(settings, ident))
+    if as_json:
+        print(json.dumps(dataclasses.asdict(found), indent=2, default=str))
+        return
+    aliases = f" ({', '.join(found.aliases)})" if found.aliases else ""
+    tree = Tree(
+        f"[bold]{escape(found.model_name)}[/] version [bold]{found.version}[/]{escape(aliases)}"
+        f": gate {escape(found.gate or 'unknown')}"
+        + (f" ({escape(found.gate_reason)})" if found.gate_reason else "")
+    )
+
+    def missing(value: str | None) -> str:
+        return escape(value) if value else "[dim]not recorded[/]"
+
+    tree.add(f"pipeline run: {missing(found.pipeline_run_id)}")
+    tree.add(f"MLflow run: {missing(found.mlflow_run_id)}")
+    tree.add(f"data: {missing(found.data)}; hash {missing(found.data_hash)}")
+    tree.add(f"source revision: {missing(found.git_revision)}")
+    if found.triggered_by:
+        tree.add(f"started by check: {escape(found.triggered_by)}")
+    history = " -> ".join(found.champion_history) or "none"
+    aliases_node = tree.add(f"champions of {escape(found.model_name)}, oldest first: {history}")
+    if found.promoted_at:
+        aliases_node.add(f"promoted at {escape(found.promoted_at)}")
+    if found.rolled_back_at:
+        aliases_node.add(f"rolled back at {escape(found.rolled_back_at)}")
+    rows = sum(d.rows for d in found.served)
+    served = tree.add(f"served: {rows:,} predictions on {len(found.served)} day(s)")
+    for day in found.served:
+        served.add(
+            f"{day.day} {day.first}-{day.last} UTC: {day.rows:,} rows ({', '.join(day.endpoints)})"
+        )
+    checks = tree.add(f"checks that judged it: {len(found.checks)}")
+    for check in found.checks:
+        node = checks.add(
+            f"{escape(check.check_id)}: {escape(check.decision)}, "
+            f"{check.rows:,} rows of the {escape(check.source)}"
+        )
+        record = found.retrains.get(check.check_id)
+        if record is not None:
+            made = found.successors.get(check.check_id)
+            node.add(escape(record.line()) + (f" -> version {made}" if made else ""))
+    console.print(tree, soft_wrap=True, highlight=False)
 
 
 @app.command("compile")

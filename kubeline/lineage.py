@@ -9,6 +9,8 @@ from pathlib import Path
 TAG_PREFIX = "kubeline."
 # The content hash of the clean snapshot: one name in artifact metadata, lineage and tags.
 DATA_HASH = "data_hash"
+# The monitoring check whose drift/decay started the run (kubeline.monitor.loop).
+TRIGGERED_BY = "triggered_by"
 KEYS = ("pipeline_name", "pipeline_run_id", "git_revision", DATA_HASH)
 
 
@@ -48,14 +50,19 @@ def of_run(
     pipeline_run_id: str,
     git_revision: str,
     data_hash: str = "",
+    triggered_by: str = "",
 ) -> dict[str, str]:
-    """The lineage of one pipeline run, as components receive it from KFP's placeholders."""
+    """The lineage of one pipeline run, as components receive it from KFP's placeholders.
+
+    ``triggered_by`` is the monitoring check that started the run, if one did.
+    """
     return {
         "pipeline_name": pipeline_name,
         "pipeline_job_name": pipeline_job_name,
         "pipeline_run_id": pipeline_run_id,
         "git_revision": git_revision,
         DATA_HASH: data_hash,
+        TRIGGERED_BY: triggered_by,
     }
 
 

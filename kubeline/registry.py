@@ -60,6 +60,7 @@ class Tag:
     FEATURES = tag("features")
     CANDIDATE = tag("candidate")
     SCORES = tag("scores")  # JSON: the gate metric of the model and of each naive forecast
+    DATA = tag("data")  # the raw data's location it was trained from: where a retraining reads
 
 
 STACK_TAG = Tag.CHAMPION_STACK
@@ -229,6 +230,19 @@ def _history(client: MlflowClient, name: str) -> tuple[list[str], str | None]:
     if champion is not None and (not stack or stack[-1] != champion):
         stack.append(champion)
     return stack, champion
+
+
+def champion_history(client: MlflowClient, name: str) -> list[str]:
+    """The versions that were champion, oldest first, the current one last."""
+    return _history(client, name)[0]
+
+
+def all_versions(client: MlflowClient) -> list[Any]:
+    """Every version of every registered model (MLflow's ModelVersion objects)."""
+    try:
+        return list(client.search_model_versions(""))
+    except Exception as exc:
+        raise _registry_error("cannot list the model versions", exc) from exc
 
 
 def _now() -> str:

@@ -325,19 +325,6 @@ class MonitorConfig(_Strict):
         # YAML 1.1 reads an unquoted `off` as false: that is what the writer meant.
         return "off" if value is False else value
 
-    @field_validator("retrain")
-    @classmethod
-    def _acted_on(cls, value: str) -> str:
-        # The guards and the window claim exist (kubeline.monitor.retrain); the action that
-        # starts training from a check does not yet. Accepting `auto` and doing nothing would
-        # leave an operator believing the loop is closed.
-        if value != "off":
-            raise ValueError(
-                f"retrain: {value} is not acted on by this kubeline version yet (only off is); "
-                "start training yourself on a drift/decay exit code (10/11)"
-            )
-        return value
-
 
 class RunConfig(_Strict):
     """Everything one training run needs besides the data and the settings."""

@@ -59,6 +59,11 @@ URI_RULES: dict[str, tuple[tuple[str, ...], bool, str]] = {
         True,
         "use a local folder or s3://BUCKET/prefix",
     ),
+    "retrain_data": (
+        ("s3", "file"),
+        True,
+        "use a local folder or s3://BUCKET/prefix",
+    ),
     "s3_endpoint_url": (
         ("http", "https"),
         False,
@@ -207,6 +212,13 @@ class Settings(BaseSettings):
         None,
         description="Prometheus Pushgateway each check's metrics are pushed to (job "
         "kubeline-monitor, grouped by model); default: none.",
+    )
+    # The loop back (kubeline.monitor.loop): what a retraining started by a check trains on.
+    retrain_data: str | None = Field(
+        None,
+        description="Raw data a retraining started by `kubeline monitor` (retrain: auto) or "
+        "`kubeline retrain --approve` trains on: a local folder or s3://bucket/prefix; default: "
+        "where the judged version was trained from.",
     )
     monitor_textfile: Path | None = Field(
         None,

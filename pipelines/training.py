@@ -42,6 +42,7 @@ def training_pipeline(platform: Platform) -> GraphComponent:
         model_name: str = "",
         min_improvement: float = -1.0,
         git_revision: str = "",
+        triggered_by: str = "",
     ) -> TrainingOutputs:
         """Run the whole training lifecycle.
 
@@ -59,6 +60,9 @@ def training_pipeline(platform: Platform) -> GraphComponent:
                 (the default) = the config's ``gate.min_improvement``. A number, not an optional,
                 because kfp.local cannot default an unset optional parameter.
             git_revision: Source revision recorded as lineage; "" = the image's or checkout's.
+            triggered_by: The monitoring check that started this run (``kubeline monitor``
+                with ``retrain: auto``, or ``kubeline retrain --approve``); register tags the
+                MLflow run and the version with it. "" = none.
         """
         # KFP keys a step's cache on its inputs, artifacts by identity: ingest is cached on the
         # location and data_version, and when it hits, every step after it can hit too.
@@ -92,6 +96,7 @@ def training_pipeline(platform: Platform) -> GraphComponent:
             data=data,
             config=config,
             model_name=model_name,
+            triggered_by=triggered_by,
             **lineage,
         ).set_caching_options(False)
         for task in (ingested, checked, table, trained, evaluated, registered):

@@ -22,9 +22,7 @@ def list_checks(location: str, settings: Settings | None = None) -> list[CheckSu
     An absent location is no checks yet. A summary that does not parse is an error naming it:
     a history that silently skips a check would hide a breach from the retraining guard.
     """
-    from kubeline.storage import is_s3
-
-    texts = _read_s3(location, settings) if is_s3(location) else _read_local(Path(location))
+    texts = read_each(location, SUMMARY_FILE, settings)
     checks = []
     for check_id, (where, text) in sorted(texts.items()):
         try:
@@ -54,23 +52,32 @@ def find_check(location: str, check_id: str, settings: Settings | None = None) -
     )
 
 
-def _read_local(root: Path) -> dict[str, tuple[str, str]]:
+def read_each(
+    location: str, filename: str, settings: Settings | None = None
+) -> dict[str, tuple[str, str]]:
+    """``filename`` of every check folder under ``location`` that has one, by check id: where
+    it was read and its text."""
+    from kubeline.storage import is_s3
+
+    if is_s3(location):
+        return _read_s3(location, filename, settings)
+    root = Path(location)
     if not root.is_dir():
         return {}
     return {
         path.parent.name: (str(path), path.read_text(encoding="utf-8"))
-        for path in root.glob(f"*/{SUMMARY_FILE}")
+        for path in root.glob(f"*/{filename}")
     }
 
 
-def _read_s3(location: str, settings: Settings | None) -> dict[str, tuple[str, str]]:
+def _read_s3(location: str, filename: str, settings: Settings | None) -> dict[str, tuple[str, str]]:
     from kubeline.storage import list_s3, s3_client, split_s3
 
     root = location.rstrip("/") + "/"
     wanted = [
         uri
         for uri in list_s3(root, settings)
-        if uri.endswith(f"/{SUMMARY_FILE}") and uri[len(root) :].count("/") == 1
+        if uri.endswith(f"/{filename}") and uri[len(root) :].count("/") == 1
     ]
     client = s3_client(settings)
     out = {}

@@ -78,25 +78,31 @@ def window_key(check: CheckSummary) -> str:
 
 def claim_window(location: str, check: CheckSummary, settings: Settings | None = None) -> bool:
     """Create this window's claim exclusively under ``location``; True for the one caller that
-    created it, False for every other. Nothing else may be started before this returns True.
+    created it, False for every other. Nothing else may be started before this returns True."""
+    key = window_key(check)
+    return claim(location, key, {"check_id": check.check_id, "window": key}, settings)
+
+
+def claim(location: str, name: str, body: dict[str, str], settings: Settings | None = None) -> bool:
+    """Create ``claims/<name>.json`` under ``location`` exclusively; True for the one caller
+    that created it.
 
     Local: ``O_CREAT | O_EXCL`` (atomic in one filesystem). S3: a conditional put
     (``IfNoneMatch='*'``), which the store refuses with 412 when the key exists.
     """
     from kubeline.storage import is_s3
 
-    key = window_key(check)
-    body = json.dumps({"check_id": check.check_id, "window": key}).encode("utf-8")
+    data = json.dumps(body).encode("utf-8")
     if is_s3(location):
-        return _claim_s3(f"{location.rstrip('/')}/{CLAIMS_FOLDER}/{key}.json", body, settings)
+        return _claim_s3(f"{location.rstrip('/')}/{CLAIMS_FOLDER}/{name}.json", data, settings)
     folder = Path(location) / CLAIMS_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(folder / f"{key}.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(folder / f"{name}.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
     with os.fdopen(fd, "wb") as out:
-        out.write(body)
+        out.write(data)
     return True
 
 

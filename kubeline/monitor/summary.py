@@ -53,6 +53,10 @@ class CheckSummary:
     report: str | None = None
     seconds: float = 0.0
     check_id: str = ""
+    # What the check did about retraining (kubeline.monitor.loop): the record's status, and
+    # the line the monitor prints of it.
+    retrain: str = ""
+    retrain_note: str = ""
 
     def to_json(self) -> str:
         def clean(value: Any) -> Any:  # NaN is not JSON

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from kubeline.settings import Settings
 
 TREND_FILE = "trend.png"
-COLUMNS = ("time", "window", "model", "decision", "drifted", "rmse", "check id")
+COLUMNS = ("time", "window", "model", "decision", "drifted", "rmse", "retrain", "check id")
 
 
 def recent(
@@ -41,6 +41,7 @@ def row(check: CheckSummary) -> tuple[str, ...]:
         check.decision,
         f"{check.drifted_share:.0%}" if check.drift_rows else "-",
         f"{check.rmse:.5g}" if check.rmse is not None else "-",
+        check.retrain or "-",
         check.check_id,
     )
 

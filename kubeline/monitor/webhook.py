@@ -41,6 +41,8 @@ def message(summary: CheckSummary) -> dict[str, Any]:
     ]
     if summary.rmse is not None:
         fields.append(f"*Window RMSE:* {summary.rmse:.4g}")
+    if summary.retrain_note:  # the person reading it may be the one to approve
+        fields.append(f"*Retraining:* {summary.retrain_note.removeprefix('retrain: ')}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": head[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Reason:* {summary.reason}"}},
@@ -58,6 +60,8 @@ def message(summary: CheckSummary) -> dict[str, Any]:
         },
     ]
     text = f"{head}: {summary.reason}. Top drifted: {features}. Report: {report}. Check {summary.check_id}"
+    if summary.retrain_note:
+        text = f"{text}. {summary.retrain_note}"
     return {"text": text, "blocks": blocks}
 
 

@@ -315,8 +315,12 @@ def run_training(
     min_improvement: float | None = None,
     runner: str | None = None,
     on_event: OnEvent | None = None,
+    triggered_by: str = "",
 ) -> RunResult:
-    """Run the training pipeline locally on ``data`` with the given run config text."""
+    """Run the training pipeline locally on ``data`` with the given run config text.
+
+    ``triggered_by``: the monitoring check that started it (kubeline.monitor.loop), if any.
+    """
     from kubeline.registry import check_reachable
     from kubeline.storage import fingerprint, is_s3
 
@@ -331,6 +335,7 @@ def run_training(
             "model_name": model_name,
             "min_improvement": min_improvement,
             "git_revision": git_revision(),
+            "triggered_by": triggered_by,
         },
         settings,
         runner=runner,

@@ -181,6 +181,7 @@ def run(
         Tag.FEATURES: ",".join(card.feature_names),
         Tag.CANDIDATE: card.candidate,
         Tag.SCORES: json.dumps({"metric": verdict.gate.metric, **verdict.scores()}),
+        Tag.DATA: data,
     }
 
     client = registry.connect(settings)

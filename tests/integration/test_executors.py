@@ -149,6 +149,8 @@ def test_a_model_with_skill_becomes_champion(state: Path, tmp_path: Path) -> Non
     assert (out.model_version, out.alias, out.gate) == ("1", "champion", "passed")
     tags = version_tags("1")
     assert tags[Tag.GATE] == GateState.PASSED and tags[tag(DATA_HASH)].startswith("sha256:")
+    # Where a retraining started by the monitor reads the newest data (kubeline.monitor.loop).
+    assert tags[Tag.DATA] == str(run.folder / "snapshot.parquet")
     # One bar (horizon 1) after the last training row, and before the holdout (purged gap).
     next_bar = pd.Timestamp(tags[Tag.TRAIN_END]) + pd.offsets.BDay(1)
     assert tags[Tag.LABEL_END] == str(next_bar.date()) < run.verdict().holdout.start

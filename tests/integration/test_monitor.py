@@ -148,6 +148,12 @@ def test_the_inference_log_a_real_service_wrote_is_ok_then_drift(env: Champion, 
     runs = client.search_runs([experiment.experiment_id], "tags.`kubeline.decision` = 'drift'")
     assert runs and runs[0].data.tags["kubeline.model_version"] == "1"
     assert runs[0].data.metrics["drifted_share"] == 1.0
+    # The lineage of the version finds the days it served in the log the service wrote.
+    from kubeline.lineage_chain import chain
+
+    days = chain(get_settings(), NAME, "1").served
+    assert sum(d.rows for d in days) == len(batches["clean"]) + len(batches["shifted"])
+    assert days and all(d.endpoints == ["predict"] for d in days), days
 
 
 def test_the_compiled_monitoring_pipeline_runs_with_kfp_local(env: Champion) -> None:

@@ -52,6 +52,7 @@ BAD_SETTINGS: dict[str, list[str]] = {
     "KUBELINE_INFERENCE_LOG_ENABLED": ["maybe"],
     "KUBELINE_INFERENCE_LOG_LOCATION": ["ftp://host/log"],
     "KUBELINE_MONITOR_LOCATION": ["ftp://host/checks"],
+    "KUBELINE_RETRAIN_DATA": ["ftp://host/raw"],
     "KUBELINE_PUSHGATEWAY_URL": ["pushgateway:9091", "ftp://gw", "http://"],
     "KUBELINE_MONITOR_TEXTFILE": ["{file}/kubeline.prom", "{tmp}", "{tmp}/kubeline.txt"],
     "KUBELINE_MONITOR_WEBHOOK_URL": ["hooks.slack.com/services/T/B/x"],

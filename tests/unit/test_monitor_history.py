@@ -7,28 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from check_records import summary, write
 
 from kubeline.errors import ConfigError, StorageError
 from kubeline.monitor.history import find_check, list_checks
-from kubeline.monitor.summary import SUMMARY_FILE, CheckSummary, check_key
-
-
-def summary(when: datetime, decision: str = "ok", version: str = "1") -> CheckSummary:
-    return CheckSummary(
-        decision=decision, reason="r", exit_code=0, checked_at=when.isoformat(),
-        model_name="m", model_version=version, mlflow_run_id=None, pipeline_run_id=None,
-        source="inference log", window_start=None, window_end=None, rows=10, drift_rows=10,
-        sampled=False, reference_rows=10, drift_method="wasserstein", drift_threshold=0.3,
-        drifted_share=0.5, drifted_features=["a"], drift_scores={"a": float("nan")},
-        prediction_drift=0.1, truth_rows=0, rmse=None, mae=None, holdout_rmse=None,
-        check_id=check_key(when, "m", version),
-    )  # fmt: skip
-
-
-def write(root: Path, item: CheckSummary, text: str | None = None) -> None:
-    folder = root / item.check_id
-    folder.mkdir(parents=True)
-    (folder / SUMMARY_FILE).write_text(text or item.to_json())
 
 
 def test_checks_come_back_oldest_first_with_their_ids(tmp_path: Path) -> None:

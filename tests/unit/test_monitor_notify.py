@@ -111,6 +111,15 @@ def test_the_message_says_decision_model_reason_top_features_report_and_check() 
     assert body["blocks"][0]["type"] == "header"
 
 
+def test_a_pending_retraining_is_in_the_message_with_the_command_that_approves_it() -> None:
+    note = "retrain: pending; approve with `kubeline retrain --approve 20261203T060000Z-x-v3`"
+    body = webhook.message(summary(retrain="pending", retrain_note=note))
+    assert body["text"].endswith(note)
+    fields = [f["text"] for b in body["blocks"] for f in b.get("fields", [])]
+    assert "*Retraining:* pending; approve with `kubeline retrain --approve " in "".join(fields)
+    assert "Retraining" not in json.dumps(webhook.message(summary()))
+
+
 def test_ok_and_insufficient_data_post_nothing(tmp_path: Path) -> None:
     # A closed port: a post would be a warning, so None means nothing was sent.
     settings = Settings(state_dir=tmp_path, monitor_webhook_url=f"http://127.0.0.1:{closed_port()}")
