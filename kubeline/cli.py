@@ -434,6 +434,7 @@ def monitor_history(
     ] = None,
 ) -> None:
     """The last checks as a table, and a PNG of the drifted share and window RMSE over time."""
+    from rich import box
     from rich.table import Table
 
     from kubeline.monitor.history import list_checks
@@ -452,9 +453,11 @@ def monitor_history(
         return
     # Folded, never cut with an ellipsis: the check id is what `--approve` and a search of the
     # checks' location need whole, and a CronJob's log is often 80 columns wide.
-    table = Table()
+    # Light rules, not boxes: eight columns must fit a CronJob log's 80 without breaking words.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    short = {"decision", "drifted", "rmse", "retrain"}  # words: never broken
     for name in COLUMNS:
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in short, min_width=len(name))
     for values in map(row, checks):
         table.add_row(*(escape(v) for v in values))
     console.print(table)
@@ -520,8 +523,6 @@ def lineage(
     import dataclasses
     import json
 
-    from rich.tree import Tree
-
     from kubeline.lineage_chain import chain, resolve
 
     settings = _settings()
@@ -529,45 +530,55 @@ def lineage(
     if as_json:
         print(json.dumps(dataclasses.asdict(found), indent=2, default=str))
         return
-    aliases = f" ({', '.join(found.aliases)})" if found.aliases else ""
-    tree = Tree(
-        f"[bold]{escape(found.model_name)}[/] version [bold]{found.version}[/]{escape(aliases)}"
-        f": gate {escape(found.gate or 'unknown')}"
-        + (f" ({escape(found.gate_reason)})" if found.gate_reason else "")
-    )
+    # Indented lines, each printed whole (soft_wrap): ids and paths cut at the terminal's width
+    # could not be pasted into the next command.
+    lines: list[tuple[int, str]] = []
+
+    def add(depth: int, markup: str) -> None:
+        lines.append((depth, markup))
 
     def missing(value: str | None) -> str:
         return escape(value) if value else "[dim]not recorded[/]"
 
-    tree.add(f"pipeline run: {missing(found.pipeline_run_id)}")
-    tree.add(f"MLflow run: {missing(found.mlflow_run_id)}")
-    tree.add(f"data: {missing(found.data)}; hash {missing(found.data_hash)}")
-    tree.add(f"source revision: {missing(found.git_revision)}")
+    aliases = f" ({', '.join(found.aliases)})" if found.aliases else ""
+    add(
+        0,
+        f"[bold]{escape(found.model_name)}[/] version [bold]{found.version}[/]{escape(aliases)}"
+        f": gate {escape(found.gate or 'unknown')}"
+        + (f" ({escape(found.gate_reason)})" if found.gate_reason else ""),
+    )
+    add(1, f"pipeline run: {missing(found.pipeline_run_id)}")
+    add(1, f"MLflow run: {missing(found.mlflow_run_id)}")
+    add(1, f"data: {missing(found.data)}; hash {missing(found.data_hash)}")
+    add(1, f"source revision: {missing(found.git_revision)}")
     if found.triggered_by:
-        tree.add(f"started by check: {escape(found.triggered_by)}")
+        add(1, f"started by check: {escape(found.triggered_by)}")
     history = " -> ".join(found.champion_history) or "none"
-    aliases_node = tree.add(f"champions of {escape(found.model_name)}, oldest first: {history}")
+    add(1, f"champions of {escape(found.model_name)}, oldest first: {history}")
     if found.promoted_at:
-        aliases_node.add(f"promoted at {escape(found.promoted_at)}")
+        add(2, f"promoted at {escape(found.promoted_at)}")
     if found.rolled_back_at:
-        aliases_node.add(f"rolled back at {escape(found.rolled_back_at)}")
+        add(2, f"rolled back at {escape(found.rolled_back_at)}")
     rows = sum(d.rows for d in found.served)
-    served = tree.add(f"served: {rows:,} predictions on {len(found.served)} day(s)")
+    add(1, f"served: {rows:,} predictions on {len(found.served)} day(s)")
     for day in found.served:
-        served.add(
-            f"{day.day} {day.first}-{day.last} UTC: {day.rows:,} rows ({', '.join(day.endpoints)})"
+        add(
+            2,
+            f"{day.day} {day.first}-{day.last} UTC: {day.rows:,} rows ({', '.join(day.endpoints)})",
         )
-    checks = tree.add(f"checks that judged it: {len(found.checks)}")
+    add(1, f"checks that judged it: {len(found.checks)}")
     for check in found.checks:
-        node = checks.add(
+        add(
+            2,
             f"{escape(check.check_id)}: {escape(check.decision)}, "
-            f"{check.rows:,} rows of the {escape(check.source)}"
+            f"{check.rows:,} rows of the {escape(check.source)}",
         )
         record = found.retrains.get(check.check_id)
         if record is not None:
             made = found.successors.get(check.check_id)
-            node.add(escape(record.line()) + (f" -> version {made}" if made else ""))
-    console.print(tree, soft_wrap=True, highlight=False)
+            add(3, escape(record.line()) + (f" -> version {made}" if made else ""))
+    for depth, markup in lines:
+        console.print("  " * depth + markup, soft_wrap=True, highlight=False)
 
 
 @app.command("compile")

@@ -157,7 +157,7 @@ def act(
         record.reason = f"{verdict.reason}; waiting for an approval"
     elif verdict.act:
         _start(record, summary, settings, config_text)
-    write(location, record, settings)
+    write(location, record, settings, summary)
     return record
 
 
@@ -195,7 +195,7 @@ def approve(
     if config_text is not None:
         record.config = config_text
     _start(record, summary, settings, record.config)
-    write(location, record, settings)
+    write(location, record, settings, summary)
     return record
 
 
@@ -205,13 +205,24 @@ def pending(location: str, settings: Settings | None = None) -> list[RetrainReco
     return sorted((r for r in found if r.status == Status.PENDING), key=lambda r: r.check_id)
 
 
-def write(location: str, record: RetrainRecord, settings: Settings | None) -> None:
+def write(
+    location: str,
+    record: RetrainRecord,
+    settings: Settings | None,
+    summary: CheckSummary | None = None,
+) -> None:
+    """The record beside its check; with ``summary``, the check's summary.json says it too (what
+    ``monitor history`` shows), written after the record so it never says more than it."""
+    from kubeline.monitor.summary import SUMMARY_FILE
     from kubeline.storage import output_location
 
-    with output_location(
-        f"{location.rstrip('/')}/{record.check_id}/{RETRAIN_FILE}", settings
-    ) as tmp:
+    folder = f"{location.rstrip('/')}/{record.check_id}"
+    with output_location(f"{folder}/{RETRAIN_FILE}", settings) as tmp:
         Path(tmp).write_text(record.to_json(), encoding="utf-8")
+    if summary is not None:
+        summary.retrain, summary.retrain_note = record.status, record.line()
+        with output_location(f"{folder}/{SUMMARY_FILE}", settings) as tmp:
+            Path(tmp).write_text(summary.to_json(), encoding="utf-8")
 
 
 def training_data(summary: CheckSummary, settings: Settings) -> str:

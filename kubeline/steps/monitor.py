@@ -190,12 +190,7 @@ def check(
     if out is None:  # a check written elsewhere (--out) is not in the history the guards read
         from kubeline.monitor import loop
 
-        record = loop.act(
-            summary, cfg, settings, location=checks_location(settings), config_text=config
-        )
-        if record is not None:
-            summary.retrain, summary.retrain_note = record.status, record.line()
-            _write(location, None, summary, settings)
+        loop.act(summary, cfg, settings, location=checks_location(settings), config_text=config)
     if report_copy:  # a KFP HTML artifact: the report, or why there is none
         _write_report(report_copy, snapshot, summary)
     _log_to_mlflow(settings, summary)

@@ -63,7 +63,8 @@ def test_two_auto_checks_of_one_window_start_one_kfp_run_tagged_with_the_winner(
         time.sleep(1.1)
     for thread in threads:
         thread.join()
-    assert [s.decision for s in found] == ["drift", "drift"]
+    # The shifted bars have realized targets too: decay is judged before drift, both breach.
+    assert [s.decision for s in found] == ["decay", "decay"], found
     records = loop.records(str(tmp_path / "checks"))
     statuses = sorted(r.status for r in records.values())
     assert statuses == [loop.Status.DUPLICATE, loop.Status.STARTED], records
@@ -92,7 +93,7 @@ def test_a_manual_recommendation_trains_only_once_approved_and_tags_the_new_vers
     done = cli(
         "monitor", "--current", env.shifted, "--since", env.holdout_start, "--config", config
     )
-    assert done.exit_code == 10 and last_line(done.stdout) == "drift", done.output
+    assert done.exit_code == 11 and last_line(done.stdout) == "decay", done.output
     (pending,) = loop.pending(checks_location(get_settings()))
     assert f"retrain: pending; approve with `kubeline retrain --approve {pending.check_id}`" in (
         done.stdout.replace("\n", " ")
@@ -115,12 +116,14 @@ def test_a_manual_recommendation_trains_only_once_approved_and_tags_the_new_vers
     champion_now = registry.version_by_alias(client, NAME, registry.CHAMPION)
     assert (record.alias == registry.CHAMPION) == (champion_now.version == record.model_version)
 
+    history = cli("monitor", "history")
+    assert "started" in history.stdout and "pending" not in history.stdout, history.output
     again = cli("retrain", "--approve", pending.check_id)
     assert again.exit_code != 0 and "its retraining is started" in again.flat, again.output
     # One id leads to the rest: the check names the version it judged and the one it started.
     judged = cli("lineage", pending.check_id)
     assert judged.exit_code == 0, judged.output
-    assert f"{pending.check_id}: drift" in judged.flat
+    assert f"{pending.check_id}: decay" in judged.flat
     assert f"-> version {record.model_version}" in judged.flat
     made = cli("lineage", f"{NAME}:{record.model_version}")
     assert f"started by check: {pending.check_id}" in made.flat, made.output
