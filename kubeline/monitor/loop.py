@@ -284,7 +284,8 @@ def _submit(
     given = _inputs(record, summary, config_text)
     # KFP caches ingest on the location and data_version: the newest data needs a new version.
     given["data_version"] = fingerprint(record.data, settings)
-    done = submit(settings, "training", given)
+    # The committed spec: the version the chart's upload Job put there, not a new one.
+    done = submit(settings, "training", given, committed=True)
     record.run_id, record.run_url = done.run.run_id, done.run.url
 
 

@@ -313,11 +313,21 @@ class Submitted:
     kfp: Kfp
 
 
-def submit(settings: Settings, pipeline: str, given: dict[str, Any]) -> Submitted:
-    """Compile, upload the version if new, and start one run in the settings' experiment."""
+def submit(
+    settings: Settings, pipeline: str, given: dict[str, Any], *, committed: bool = False
+) -> Submitted:
+    """Compile, upload the version if new, and start one run in the settings' experiment.
+
+    ``committed``: run the committed spec instead of compiling one, as the chart's upload Job
+    uploads it; a monitor in a cluster then starts the very version the Job put there.
+    """
     require_host(settings)  # before the compile: a missing endpoint is said at once
     with tempfile.TemporaryDirectory() as tmp:
-        spec = compile_spec(settings, pipeline, Path(tmp))
+        spec = (
+            committed_specs([pipeline])[0]
+            if committed
+            else compile_spec(settings, pipeline, Path(tmp))
+        )
         params = run_parameters(spec, given)
         kfp = connect(settings)
         version = ensure_version(kfp, spec)

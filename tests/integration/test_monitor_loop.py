@@ -19,6 +19,7 @@ from test_monitor import Champion, champion, env, last_line  # noqa: F401  (fixt
 from kubeline import registry
 from kubeline.lineage import TRIGGERED_BY, tag
 from kubeline.monitor import loop
+from kubeline.runner.remote import committed_specs
 from kubeline.settings import get_settings
 from kubeline.steps.monitor import check, checks_location
 from kubeline.storage import fingerprint
@@ -71,6 +72,9 @@ def test_two_auto_checks_of_one_window_start_one_kfp_run_tagged_with_the_winner(
     (started,) = [r for r in records.values() if r.status == loop.Status.STARTED]
     (run_id,) = kfp.runs
     assert started.run_id == run_id and started.run_url
+    # The committed spec's version (what the chart's upload Job uploads), not a new compile.
+    (version,) = kfp.versions.values()
+    assert version["display_name"] == committed_specs(["training"])[0].version_name
     parameters = kfp.runs[run_id]["runtime_config"]["parameters"]
     assert parameters["triggered_by"] == started.check_id
     assert parameters["data"] == str(env.shifted)

@@ -102,7 +102,8 @@ def test_it_reaches_only_mlflow_s3_and_dns_and_nothing_reaches_it() -> None:
     }
 
 
-RETRAIN = chart.merge(ON, {"monitor": {"retrain": "auto"}})
+KFP_HOST = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+RETRAIN = chart.merge(ON, {"monitor": {"retrain": "auto"}, "kfp": {"host": KFP_HOST}})
 TOKEN_DIR = "/var/run/secrets/kubeflow/pipelines"
 
 
@@ -130,7 +131,7 @@ def test_by_default_it_has_its_own_service_account_without_a_token_and_no_role()
     assert roles(docs) == []
 
 
-def test_retraining_gets_a_kfp_token_and_a_role_for_runs_only() -> None:
+def test_retraining_gets_a_kfp_token_a_role_for_runs_and_the_kfp_settings() -> None:
     from kfp import client as kfp_client
 
     docs = chart.render(chart.merge(RETRAIN, {"kfp": {"namespace": "team-a"}}))
@@ -147,12 +148,20 @@ def test_retraining_gets_a_kfp_token_and_a_role_for_runs_only() -> None:
     role, binding = sorted(roles(docs), key=lambda d: d["kind"])
     assert role["kind"] == "Role" and role["metadata"]["namespace"] == "team-a"
     assert role["rules"] == [
-        {
-            "apiGroups": ["pipelines.kubeflow.org"],
-            "resources": ["runs"],
-            "verbs": ["create", "get", "list"],
-        }
+        {"apiGroups": ["pipelines.kubeflow.org"], "resources": [kind], "verbs": verbs}
+        for kind, verbs in (
+            ("runs", ["create", "get", "list"]),
+            ("pipelines", ["get", "list"]),  # the uploaded version is looked up, not uploaded
+            ("experiments", ["create", "get", "list"]),
+        )
     ]
+    # What kubeline.monitor.loop submits with: the API, the profile, a writable HOME.
+    assert env["KUBELINE_KFP_HOST"] == KFP_HOST and env["KUBELINE_KFP_NAMESPACE"] == "team-a"
+    assert env["HOME"] == "/tmp" and "KUBELINE_RETRAIN_DATA" not in env
+    docs = chart.render(chart.merge(RETRAIN, {"monitor": {"retrainData": "s3://market/raw"}}))
+    assert {e["name"]: e.get("value") for e in container(docs)["env"]}[
+        "KUBELINE_RETRAIN_DATA"
+    ] == "s3://market/raw"
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "kubeline-monitor", "namespace": chart.NAMESPACE}
@@ -174,6 +183,11 @@ def test_retrain_is_written_into_the_run_config_it_reads() -> None:
         d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "kubeline-monitor"
     ]
     assert mounted["data"]["run-config.yaml"] == config
+
+
+def test_retraining_without_a_kfp_host_is_refused_naming_the_value() -> None:
+    with pytest.raises(ConfigError, match="set kfp.host"):
+        chart.render(chart.merge(ON, {"monitor": {"retrain": "manual"}}))
 
 
 def test_a_misspelled_retrain_mode_is_refused() -> None:
