@@ -415,6 +415,8 @@ def monitor(
                 f"(holdout {summary.holdout_rmse:.5g}); naive {naive}",
                 highlight=False,
             )
+        if summary.skew_rows:
+            console.print(escape(summary.skew_note), soft_wrap=True, highlight=False)
         console.print(f"{escape(summary.reason)}", highlight=False)
         if summary.report:
             console.print(f"report: {escape(summary.report)}", soft_wrap=True, highlight=False)

@@ -57,6 +57,11 @@ def registry_for(summary: CheckSummary) -> CollectorRegistry:
         decision.labels(**labels, decision=outcome.value).set(
             1.0 if outcome.value == summary.decision else 0.0
         )
+    gauge(
+        "skewed_rows",
+        "/predict_history rows whose features the training code computes otherwise.",
+        float(summary.skewed_rows + summary.skew_failed) if summary.skew_checked else None,
+    )
     gauge("exit_code", "The check's exit code.", float(summary.exit_code))
     checked = datetime.fromisoformat(summary.checked_at).timestamp()
     gauge("last_check_timestamp_seconds", "When the check ran (Unix time).", checked)

@@ -57,6 +57,15 @@ class CheckSummary:
     # the line the monitor prints of it.
     retrain: str = ""
     retrain_note: str = ""
+    # Training/serving skew (kubeline.monitor.skew): /predict_history rows recomputed with the
+    # training code, how many differ (or were refused), the largest gap per feature.
+    skew_rows: int = 0
+    skew_checked: int = 0
+    skewed_rows: int = 0
+    skew_failed: int = 0
+    skewed_features: dict[str, float] = field(default_factory=dict)
+    skew_examples: list[dict[str, Any]] = field(default_factory=list)
+    skew_note: str = ""
 
     def to_json(self) -> str:
         def clean(value: Any) -> Any:  # NaN is not JSON

@@ -41,6 +41,8 @@ def message(summary: CheckSummary) -> dict[str, Any]:
     ]
     if summary.rmse is not None:
         fields.append(f"*Window RMSE:* {summary.rmse:.4g}")
+    if summary.skewed_rows or summary.skew_failed:
+        fields.append(f"*Skew:* {summary.skew_note.removeprefix('skew: ')}")
     if summary.retrain_note:  # the person reading it may be the one to approve
         fields.append(f"*Retraining:* {summary.retrain_note.removeprefix('retrain: ')}")
     blocks: list[dict[str, Any]] = [

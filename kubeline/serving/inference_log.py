@@ -24,6 +24,9 @@ model_version      string                    registered version that predicted
 pipeline_run_id    string, nullable          the training pipeline run behind that version
 ticker             string, nullable          the row's ticker, when the request named one
 date               date32, nullable          the bar's date the features describe
+bars               string, nullable          ``/predict_history``: the request's bars as
+                                             JSON, so the monitor can recompute the features
+                                             with the training code (training/serving skew)
 <feature>...       float64, one per feature  the model's inputs, under their own names
 prediction         float64                   the model's output
 =================  ========================  ==============================================
@@ -85,7 +88,8 @@ MODEL_VERSION = "model_version"
 PIPELINE_RUN_ID = "pipeline_run_id"
 # Every column but the features, in file order (the features sit between DATE and PREDICTION).
 KEY_COLUMNS = (REQUEST_ID, TIMESTAMP, ENDPOINT, MODEL_NAME, MODEL_VERSION, PIPELINE_RUN_ID)
-ROW_COLUMNS = (TICKER, DATE)
+BARS = "bars"
+ROW_COLUMNS = (TICKER, DATE, BARS)
 RESERVED = (*KEY_COLUMNS, *ROW_COLUMNS, PREDICTION)
 PARTITION = "date"  # the hive partition key: the UTC day rows were served
 DEFAULT_FOLDER = "inference-log"
@@ -125,6 +129,7 @@ class _Chunk:
     predictions: np.ndarray
     tickers: tuple[str | None, ...] | None
     dates: np.ndarray | None  # datetime64[D], NaT where unknown
+    bars: tuple[str | None, ...] | None = None  # per row: the request's bars as JSON
 
     @property
     def rows(self) -> int:
@@ -141,6 +146,7 @@ class _Chunk:
             predictions=self.predictions[:n],
             tickers=None if self.tickers is None else self.tickers[:n],
             dates=None if self.dates is None else self.dates[:n],
+            bars=None if self.bars is None else self.bars[:n],
         )
 
 
@@ -242,6 +248,7 @@ class InferenceLog:
         predictions: Sequence[float],
         tickers: Sequence[str] | None = None,
         dates: Sequence[str] | None = None,
+        bars: Sequence[str | None] | None = None,
     ) -> None:
         """Queue one request's rows (one per feature row); returns at once, never does I/O.
 
@@ -252,6 +259,11 @@ class InferenceLog:
         names, values, predicted, ticker_values, days = _arrays(
             request_id, features, predictions, tickers, dates
         )
+        if bars is not None and len(bars) != len(predicted):
+            raise DataError(
+                f"request {request_id} has rows of different lengths: "
+                f"predictions {len(predicted)}, bars {len(bars)}"
+            )
         chunk = _Chunk(
             at_ms=int(self._clock() * 1000),
             queued_at=time.monotonic(),
@@ -265,6 +277,7 @@ class InferenceLog:
             predictions=predicted,
             tickers=ticker_values,
             dates=days,
+            bars=None if bars is None else tuple(bars),
         )
         if chunk.rows == 0:
             return
@@ -511,6 +524,9 @@ def _table(chunks: list[_Chunk]) -> pa.Table:
             for c in chunks
         ]
     )
+    bars: list[str | None] = []
+    for c in chunks:
+        bars += list(c.bars) if c.bars is not None else [None] * c.rows
     values = np.concatenate([c.values for c in chunks])
     columns: dict[str, pa.Array] = {
         REQUEST_ID: pa.array(repeated([c.request_id for c in chunks]), pa.string()),
@@ -524,6 +540,7 @@ def _table(chunks: list[_Chunk]) -> pa.Table:
         PIPELINE_RUN_ID: pa.array(repeated([c.pipeline_run_id for c in chunks]), pa.string()),
         TICKER: pa.array(tickers, pa.string()),
         DATE: pa.array(dates, pa.date32()),
+        BARS: pa.array(bars, pa.string()),
     }
     for index, name in enumerate(chunks[0].feature_names):
         columns[name] = pa.array(values[:, index], pa.float64())
@@ -658,6 +675,9 @@ def read_log(
         keep &= out[TIMESTAMP] < high
     if model_name is not None:
         keep &= out[MODEL_NAME] == model_name
+    for column in ROW_COLUMNS:  # files written before a column existed lack it
+        if column not in out.columns:
+            out[column] = None
     features = [c for c in out.columns if c not in RESERVED]
     order = [*KEY_COLUMNS, *ROW_COLUMNS, *features, PREDICTION]
     out = out.loc[keep, order].sort_values(TIMESTAMP, kind="stable")

@@ -132,6 +132,7 @@ class Runtime:
         request_id: str | None = None,
         tickers: Sequence[str] | None = None,
         dates: Sequence[str] | None = None,
+        bars: Sequence[str | None] | None = None,
     ) -> Predicted:
         """Predict ``frame`` (the model's feature columns) with the model served now."""
         served = self.holder.current  # taken once: a swap during this request changes nothing
@@ -150,6 +151,7 @@ class Runtime:
                     predictions=predictions,
                     tickers=tickers,
                     dates=dates,
+                    bars=bars,
                 )
             except Exception:  # the log must never fail a prediction; its stats count drops
                 log.exception("the inference log refused a record")

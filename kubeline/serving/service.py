@@ -21,6 +21,7 @@ import os
 # Set before bentoml is imported (it caches the answer at first use).
 os.environ["BENTOML_DO_NOT_TRACK"] = "true"
 
+import json
 import logging
 import secrets
 from typing import Annotated, Any
@@ -327,7 +328,9 @@ class Kubeline:
         try:
             row, date = inputs.history_features(ticker, bars, rt.holder.current.card)
             frame = row.to_pandas()
-            done = rt.predict(frame, "predict_history", tickers=[ticker], dates=[date])
+            # The bars as sent: the monitor recomputes the features from them (skew).
+            sent = json.dumps(bars, default=str, separators=(",", ":"))
+            done = rt.predict(frame, "predict_history", tickers=[ticker], dates=[date], bars=[sent])
         except RequestError as exc:
             return error_response(exc)
         return inputs.HistoryPrediction(

@@ -117,6 +117,9 @@ def check(
         else window_mod.from_inference_log(served, settings, since, truth, until)
     )
     frame = window.frame
+    from kubeline.monitor.skew import recompute
+
+    skew = recompute(frame, card)
     now = datetime.now(UTC)
     features = served.feature_names
     enough = window.rows >= cfg.min_rows
@@ -184,6 +187,13 @@ def check(
         decay_reasons=decay.reasons if decay else [],
         report=f"{location}/{REPORT_FILE}" if snapshot is not None else None,
         check_id=key,
+        skew_rows=skew.rows,
+        skew_checked=skew.checked,
+        skewed_rows=skew.skewed_rows,
+        skew_failed=skew.failed,
+        skewed_features=skew.max_abs_diff,
+        skew_examples=skew.examples,
+        skew_note=skew.line(),
     )
     summary.seconds = round(time.perf_counter() - started, 3)
     _write(location, snapshot, summary, settings)
@@ -221,6 +231,8 @@ def _write_report(path: str, snapshot: Any, summary: CheckSummary) -> None:
 def headline_metrics(summary: CheckSummary) -> dict[str, float]:
     """The numbers MLflow and the KFP UI show for a check (finite values only)."""
     metrics = {"rows": float(summary.rows), "drifted_share": summary.drifted_share}
+    if summary.skew_checked:
+        metrics["skewed_rows"] = float(summary.skewed_rows + summary.skew_failed)
     metrics |= {f"drift_{k}": v for k, v in summary.drift_scores.items()}
     if summary.prediction_drift is not None:
         metrics["drift_prediction"] = summary.prediction_drift

@@ -115,6 +115,7 @@ def live(s3_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             "KUBELINE_SERVE_ADMIN_TOKEN": TOKEN,
             "KUBELINE_SERVE_MAX_ROWS": "1000",
             "KUBELINE_SERVE_MAX_BODY_BYTES": "200000",
+            "KUBELINE_INFERENCE_LOG_FLUSH_SECONDS": "0.5",  # the skew test reads it back
             "NO_COLOR": "1",
         }
         log = root / "service.log"
@@ -287,6 +288,22 @@ def test_predict_history_computes_the_features_and_prediction_training_does(live
     got = np.array([found["features"][n] for n in names])
     np.testing.assert_allclose(got, expected_features.iloc[0].to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(found["predictions"], expected, rtol=1e-12)
+    # The log keeps the bars as sent; recomputed with the training code, no skew.
+    from kubeline.monitor.skew import recompute
+    from kubeline.serving.inference_log import log_location, read_log
+    from kubeline.settings import Settings
+
+    where = log_location(Settings(state_dir=live.env["KUBELINE_STATE_DIR"]))
+    deadline = time.monotonic() + 30
+    while True:
+        logged = read_log(where)
+        mine = logged[logged["endpoint"] == "predict_history"]
+        if len(mine) or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    assert len(mine) == 1 and json.loads(mine["bars"].iloc[0]) == body["bars"]
+    skew = recompute(logged, local.card)
+    assert (skew.checked, skew.skewed_rows, skew.failed) == (1, 0, 0), skew
 
 
 @pytest.fixture(scope="module")

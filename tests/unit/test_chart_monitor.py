@@ -186,7 +186,7 @@ def test_retrain_is_written_into_the_run_config_it_reads() -> None:
 
 
 def test_retraining_without_a_kfp_host_is_refused_naming_the_value() -> None:
-    with pytest.raises(ConfigError, match="set kfp.host"):
+    with pytest.raises(ConfigError, match=r"set kfp\.host"):
         chart.render(chart.merge(ON, {"monitor": {"retrain": "manual"}}))
 
 

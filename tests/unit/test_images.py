@@ -314,3 +314,23 @@ def test_every_package_of_the_source_is_in_the_wheel() -> None:
         if "__pycache__" not in p.parts
     }
     assert found <= listed, sorted(found - listed)
+
+
+def test_a_check_never_imports_what_the_monitor_image_drops() -> None:
+    """The monitor image deletes distributions Evidently requires but a check never imports,
+    and writes bytecode by running this warm-up: it fails when a dropped one is imported."""
+    import subprocess
+    import sys
+
+    from kubeline.monitor.warmup import DROPPED
+
+    root = Path(__file__).resolve().parents[2]
+    containerfile = (root / "images" / "monitor" / "Containerfile").read_text()
+    for name in DROPPED:
+        assert name.replace("pyarrow.", "pyarrow/*") in containerfile, name
+    done = subprocess.run(
+        [sys.executable, "-m", "kubeline.monitor.warmup"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("warm: ")
