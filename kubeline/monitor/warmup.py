@@ -11,10 +11,17 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from typing import Any
 
 # What the monitor image deletes after installing its lock: required by Evidently's metadata,
 # never imported by a check (an example notebook, LLM data generation, the UI's event loop).
-DROPPED = ("statsmodels", "patsy", "faker", "uvloop", "pyarrow.substrait")
+DROPPED = (
+    "statsmodels", "patsy", "faker", "uvloop", "uvicorn", "websockets", "watchfiles",
+    "httptools", "dynaconf", "polyfactory", "formulaic", "jupyterlab_plotly", "git", "gitdb",
+    "smmap",
+)  # fmt: skip
+# botocore's service models the image keeps: S3, and what the credential chain may call.
+BOTOCORE_SERVICES = ("s3", "sts", "sso", "sso-oidc")
 
 
 def warm() -> set[str]:
@@ -25,8 +32,9 @@ def warm() -> set[str]:
     import kubeline.monitor as monitor
     from kubeline.monitor.drift import drift_report
 
-    # The loop back submits through kfp.Client (kubeline.runner.remote) when it retrains.
-    chain = ("kubeline.steps.monitor", "kubeline.cli", "kubeline.runner.remote", "kfp.client")
+    # Not kfp.client: only a retraining on a cluster submits through it, at most once per
+    # cooldown, and its import chain (the kubernetes client) is 14 MB of bytecode.
+    chain = ("kubeline.steps.monitor", "kubeline.cli", "kubeline.runner.remote")
     for name in (*chain, "mlflow.sklearn", "skops.io"):
         importlib.import_module(name)
     for found in pkgutil.iter_modules(monitor.__path__, "kubeline.monitor."):
@@ -34,7 +42,9 @@ def warm() -> set[str]:
             importlib.import_module(found.name)
     import boto3
 
-    boto3.session.Session().client("s3", region_name="us-east-1")  # botocore's S3 model
+    session = boto3.session.Session()
+    for service in ("s3", "sts"):  # their models; STS is how web-identity credentials come
+        session.client(service, region_name="us-east-1")
     rng = np.random.default_rng(0)
     columns = ["a", "b", "c"]
     reference = pd.DataFrame(rng.normal(size=(500, 3)), columns=columns)
@@ -45,7 +55,43 @@ def warm() -> set[str]:
         method="wasserstein", threshold=0.3, drifted_share=0.3,
     )  # fmt: skip
     snapshot.save_html("/tmp/warm-report.html")  # a str: given a Path, Evidently writes nothing
+    _parquet_round_trip(reference)
+    _trend_plot()
     return set(sys.modules)
+
+
+def _parquet_round_trip(frame: Any) -> None:
+    """The reference and the inference log are Parquet: pandas and polars over pyarrow (whose
+    shared libraries load each other: a missing one fails here, not in a CronJob)."""
+    import pandas as pd
+    import polars as pl
+
+    frame.to_parquet("/tmp/warm.parquet")
+    pd.read_parquet("/tmp/warm.parquet")
+    pl.read_parquet("/tmp/warm.parquet")
+
+
+def _trend_plot() -> None:
+    """``monitor history``'s PNG (matplotlib's Agg and fonts)."""
+    from datetime import UTC, datetime, timedelta
+
+    from kubeline.monitor.summary import CheckSummary, check_key
+    from kubeline.monitor.trend import write_plot
+
+    days = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=d) for d in range(3)]
+    checks = [
+        CheckSummary(
+            decision="ok", reason="", exit_code=0, checked_at=when.isoformat(), model_name="m",
+            model_version="1", mlflow_run_id=None, pipeline_run_id=None, source="warm-up",
+            window_start=None, window_end=None, rows=1, drift_rows=1, sampled=False,
+            reference_rows=1, drift_method="wasserstein", drift_threshold=0.3,
+            drifted_share=0.1 * i, drifted_features=[], drift_scores={}, prediction_drift=None,
+            truth_rows=0, rmse=None, mae=None, holdout_rmse=None,
+            check_id=check_key(when, "m", "1"),
+        )
+        for i, when in enumerate(days)
+    ]  # fmt: skip
+    write_plot(checks, "/tmp/warm-trend.png")
 
 
 if __name__ == "__main__":

@@ -130,9 +130,10 @@ def test_the_monitor_image_is_bounded_labelled_and_holds_no_serving_stack(
     )  # fmt: skip
     size, user, title = done.stdout.strip().split("|")
     print(f"monitor image: {int(size) / 1e6:.0f} MB")
-    # The target is under 1 GB; measured 1.30 GB (Evidently brings nltk, statsmodels,
-    # plotly, litestar and its UI). This bound keeps it from growing while it is trimmed.
-    assert int(size) < 1_350_000_000
+    # The target, in the engine's (SI) unit: measured 982 MB, after the Containerfile
+    # drops what a check never loads and writes bytecode only for what it imports (1.30 GB
+    # before).
+    assert int(size) < 1_000_000_000
     assert (user, title) == ("10001:10001", "kubeline-monitor")
     # kfp is in it on purpose (the monitoring step runs under kfp's executor); what serves or
     # launches is not: BentoML, the MLflow server's web stack, kfp-kubernetes, docker.

