@@ -102,8 +102,18 @@ def test_files_are_partitioned_by_the_day_served_and_split_by_feature_set(
     schemas = {tuple(pq.read_schema(p).names) for p in files}
     head = ("request_id", "timestamp", "endpoint", "model_name", "model_version")
     assert schemas == {
-        (*head, "pipeline_run_id", "ticker", "date", "ret_1", "vol_20", "prediction"),
-        (*head, "pipeline_run_id", "ticker", "date", "ret_1", "rsi_14", "vol_20", "prediction"),
+        (*head, "pipeline_run_id", "ticker", "date", "bars", "ret_1", "vol_20", "prediction"),
+        (
+            *head,
+            "pipeline_run_id",
+            "ticker",
+            "date",
+            "bars",
+            "ret_1",
+            "rsi_14",
+            "vol_20",
+            "prediction",
+        ),
     }
     schema = pq.read_schema(files[0])
     assert str(schema.field("timestamp").type) == "timestamp[ms, tz=UTC]"
