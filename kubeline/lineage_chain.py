@@ -67,11 +67,13 @@ def resolve(settings: Settings, text: str) -> tuple[str, str]:
     if (sep and number.isdigit()) or text.isdigit():
         name = name if sep else settings.model_name
         number = number if sep else text
-        if registry.version_by_number(client, name, number) is None:
+        if registry.version_by_number(client, name, number) is not None:
+            return name, number
+        if sep:
             raise ConfigError(
                 f"model {name!r} has no version {number}", hint="`kubeline models` lists them"
             )
-        return name, number
+        # A bare number that is no version may be a pipeline run's id (kfp.local's are digits).
     for mv in registry.all_versions(client):
         tags = mv.tags or {}
         if text in (mv.run_id, tags.get(tag("pipeline_run_id"))):
@@ -80,7 +82,8 @@ def resolve(settings: Settings, text: str) -> tuple[str, str]:
         if check.check_id == text:
             return check.model_name, check.model_version
     raise ConfigError(
-        f"{text!r} is no model version, MLflow run, pipeline run or check kubeline knows",
+        f"{text!r} is no model version (of {settings.model_name!r} for a bare number), MLflow "
+        "run, pipeline run or check kubeline knows",
         hint="give a version (3 or NAME:3), an MLflow run id, a pipeline run id (`kubeline "
         "runs`) or a check id (`kubeline monitor history`)",
     )

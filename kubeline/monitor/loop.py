@@ -99,11 +99,12 @@ def records(location: str, settings: Settings | None = None) -> dict[str, Retrai
 
 
 def last_started(found: dict[str, RetrainRecord], model_name: str) -> datetime | None:
-    """When a retraining of ``model_name`` last started, from the checks' records."""
+    """When a retraining of ``model_name`` last started, from the checks' records (one that
+    failed to start holds nothing back)."""
     times = [
         datetime.fromisoformat(r.started_at)
         for check_id, r in found.items()
-        if r.started_at and _model_of(check_id) == model_name
+        if r.status == Status.STARTED and r.started_at and _model_of(check_id) == model_name
     ]
     return max(times, default=None)
 

@@ -131,6 +131,9 @@ def test_a_manual_recommendation_trains_only_once_approved_and_tags_the_new_vers
     assert f"-> version {record.model_version}" in judged.flat
     made = cli("lineage", f"{NAME}:{record.model_version}")
     assert f"started by check: {pending.check_id}" in made.flat, made.output
-    assert cli("lineage", record.mlflow_run_id).flat.startswith(made.flat[:40])
+    # Any of its ids leads to the same chain: the MLflow run, the pipeline run.
+    assert cli("lineage", record.mlflow_run_id).flat == made.flat
+    pipeline_run = new.tags[tag("pipeline_run_id")]
+    assert cli("lineage", pipeline_run).flat == made.flat and pipeline_run in made.flat
     unknown = cli("retrain", "--approve", "20200101T000000Z-nope-v1")
     assert unknown.exit_code != 0 and "no check '20200101T000000Z-nope-v1'" in unknown.flat

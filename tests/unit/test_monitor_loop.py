@@ -84,8 +84,11 @@ def test_a_retraining_started_within_the_cooldown_holds_the_next_breach(tmp_path
     held = act(tmp_path, breach(1), consecutive=1, cooldown="7d")
     assert held is not None and held.status == loop.Status.HELD
     assert "within the cooldown" in held.reason
-    # Another model's retraining does not hold this one.
+    # Another model's retraining does not hold this one, nor one that failed to start.
     assert loop.last_started(loop.records(str(tmp_path)), "other") is None
+    started.status = loop.Status.FAILED
+    loop.write(str(tmp_path), started, None)
+    assert loop.last_started(loop.records(str(tmp_path)), "m") is None
 
 
 def test_approving_an_unknown_an_ok_or_a_held_check_is_refused_saying_why(
