@@ -13,7 +13,7 @@ def require_cluster_settings() -> None:
     filesystem that vanishes with the pod, and the registry would never see the model.
     ``KUBERNETES_SERVICE_HOST`` is set in every pod; kfp.local tasks do not have it.
     """
-    if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if not in_pod():
         return
     from kubeline.errors import ConfigError
     from kubeline.settings import get_settings
@@ -27,3 +27,8 @@ def require_cluster_settings() -> None:
         hint=f"create the ConfigMap {settings.cluster_config_map!r} in the run's namespace with "
         "KUBELINE_MLFLOW_TRACKING_URI (the MLflow server's URL)",
     )
+
+
+def in_pod() -> bool:
+    """Whether this process runs in a Kubernetes pod (kfp.local tasks do not)."""
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))

@@ -250,8 +250,17 @@ def _start(
     record: RetrainRecord, summary: CheckSummary, settings: Settings, config_text: str
 ) -> None:
     """Start the training pipeline for ``record``; the record says what happened either way."""
+    from kubeline.pod import in_pod
+
     record.started_at = _now().isoformat(timespec="seconds")
     try:
+        if in_pod() and not settings.kfp_host:
+            # A CronJob's or a KFP step's pod is no place to train the whole pipeline.
+            raise ConfigError(
+                "a check in a Kubernetes pod starts the retraining through KFP, and "
+                "KUBELINE_KFP_HOST is not set",
+                hint="set kfp.host in the chart (or KUBELINE_KFP_HOST in the pod)",
+            )
         record.data = training_data(summary, settings)
         if settings.kfp_host:
             _submit(record, summary, settings, config_text)

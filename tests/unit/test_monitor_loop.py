@@ -136,3 +136,12 @@ def test_racing_approvals_start_one_retraining_and_a_failed_start_says_why(
     assert record.approved_at is not None
     with pytest.raises(ConfigError, match="its retraining is failed"):
         loop.approve(pending.check_id, settings, location=str(tmp_path))
+
+
+def test_a_check_in_a_pod_without_a_kfp_host_does_not_train_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    record = act(tmp_path, breach(0), retrain="auto", consecutive=1)
+    assert record is not None and record.status == loop.Status.FAILED
+    assert "through KFP, and KUBELINE_KFP_HOST is not set" in record.reason
