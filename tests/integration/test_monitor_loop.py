@@ -49,7 +49,12 @@ def test_two_auto_checks_of_one_window_start_one_kfp_run_tagged_with_the_winner(
     monkeypatch.setenv("KUBELINE_RETRAIN_DATA", str(env.shifted))
     monkeypatch.setenv("KUBELINE_MONITOR_LOCATION", str(tmp_path / "checks"))
     get_settings.cache_clear()
-    config = config_file(tmp_path, "auto").read_text()
+    # No cooldown: the second check must meet the window's claim, not the first one's start.
+    config = (
+        config_file(tmp_path, "auto")
+        .read_text()
+        .replace("consecutive: 1", "consecutive: 1, cooldown: 0h")
+    )
     found: list[Any] = []
 
     def one_check() -> None:
