@@ -98,7 +98,8 @@ def chain(settings: Settings, name: str, version: str) -> Chain:
     from kubeline.steps.monitor import checks_location
 
     client = registry.connect(settings, create=False)
-    info = next(v for v in registry.versions(client, name) if v.version == version)
+    every = registry.versions(client, name)
+    info = next(v for v in every if v.version == version)
     tags = info.tags
     location = checks_location(settings)
     checks = [
@@ -110,7 +111,7 @@ def chain(settings: Settings, name: str, version: str) -> Chain:
     retrains = {c.check_id: records[c.check_id] for c in checks if c.check_id in records}
     successors = {
         str(v.tags.get(tag(TRIGGERED_BY))): v.version
-        for v in registry.versions(client, name)
+        for v in every
         if v.tags.get(tag(TRIGGERED_BY)) in retrains
     }
     return Chain(

@@ -46,6 +46,7 @@ class RetrainRecord:
     """What one check did about retraining: ``retrain.json`` in the check's folder."""
 
     check_id: str
+    model_name: str
     mode: str  # manual | auto
     status: str
     reason: str
@@ -103,15 +104,10 @@ def last_started(found: dict[str, RetrainRecord], model_name: str) -> datetime |
     failed to start holds nothing back)."""
     times = [
         datetime.fromisoformat(r.started_at)
-        for check_id, r in found.items()
-        if r.status == Status.STARTED and r.started_at and _model_of(check_id) == model_name
+        for r in found.values()
+        if r.status == Status.STARTED and r.started_at and r.model_name == model_name
     ]
     return max(times, default=None)
-
-
-def _model_of(check_id: str) -> str:
-    # check_key: <time>-<model>-v<version>; model names may hold dashes.
-    return check_id.split("-", 1)[1].rsplit("-v", 1)[0] if "-" in check_id else ""
 
 
 def act(
@@ -142,6 +138,7 @@ def act(
     )
     record = RetrainRecord(
         check_id=summary.check_id,
+        model_name=summary.model_name,
         mode=cfg.retrain,
         status=Status.HELD,
         reason=verdict.reason,

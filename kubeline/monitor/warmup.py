@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 # What the monitor image deletes after installing its lock: required by Evidently's metadata,
@@ -26,6 +28,11 @@ BOTOCORE_SERVICES = ("s3", "sts", "sso", "sso-oidc")
 
 def warm() -> set[str]:
     """Import the check's chain and run the drift report on a small frame; the modules loaded."""
+    with tempfile.TemporaryDirectory(prefix="kubeline-warm-") as tmp:
+        return _warm(Path(tmp))
+
+
+def _warm(folder: Path) -> set[str]:
     import numpy as np
     import pandas as pd
 
@@ -54,24 +61,24 @@ def warm() -> set[str]:
         reference, current, columns, "prediction",
         method="wasserstein", threshold=0.3, drifted_share=0.3,
     )  # fmt: skip
-    snapshot.save_html("/tmp/warm-report.html")  # a str: given a Path, Evidently writes nothing
-    _parquet_round_trip(reference)
-    _trend_plot()
+    snapshot.save_html(str(folder / "report.html"))  # a str: given a Path, Evidently writes nothing
+    _parquet_round_trip(reference, folder)
+    _trend_plot(folder)
     return set(sys.modules)
 
 
-def _parquet_round_trip(frame: Any) -> None:
+def _parquet_round_trip(frame: Any, folder: Path) -> None:
     """The reference and the inference log are Parquet: pandas and polars over pyarrow (whose
     shared libraries load each other: a missing one fails here, not in a CronJob)."""
     import pandas as pd
     import polars as pl
 
-    frame.to_parquet("/tmp/warm.parquet")
-    pd.read_parquet("/tmp/warm.parquet")
-    pl.read_parquet("/tmp/warm.parquet")
+    frame.to_parquet(folder / "warm.parquet")
+    pd.read_parquet(folder / "warm.parquet")
+    pl.read_parquet(folder / "warm.parquet")
 
 
-def _trend_plot() -> None:
+def _trend_plot(folder: Path) -> None:
     """``monitor history``'s PNG (matplotlib's Agg and fonts)."""
     from datetime import UTC, datetime, timedelta
 
@@ -91,7 +98,7 @@ def _trend_plot() -> None:
         )
         for i, when in enumerate(days)
     ]  # fmt: skip
-    write_plot(checks, "/tmp/warm-trend.png")
+    write_plot(checks, str(folder / "trend.png"))
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ def check(
     from kubeline.monitor.decision import EXIT_CODES, decide
     from kubeline.monitor.drift import drift_report, sample_window
     from kubeline.monitor.reference import load_reference
+    from kubeline.monitor.skew import recompute
     from kubeline.serving.loaded import load_served
     from kubeline.settings import get_settings
     from kubeline.storage import check_folder_target, is_s3
@@ -117,8 +118,6 @@ def check(
         else window_mod.from_inference_log(served, settings, since, truth, until)
     )
     frame = window.frame
-    from kubeline.monitor.skew import recompute
-
     skew = recompute(frame, card)
     now = datetime.now(UTC)
     features = served.feature_names
