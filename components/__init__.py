@@ -4,6 +4,7 @@ Shipped in the kubeline wheel as ``kubeline.components``. Every component runs i
 named by the ``KUBELINE_IMAGE`` setting at compile time and installs nothing at run time.
 """
 
+from kubeline.components.candidates import candidates
 from kubeline.components.evaluate import evaluate
 from kubeline.components.features import features
 from kubeline.components.ingest import ingest
@@ -11,6 +12,18 @@ from kubeline.components.monitor import monitor
 from kubeline.components.predict import predict
 from kubeline.components.register import register
 from kubeline.components.train import train
+from kubeline.components.tune import tune
 from kubeline.components.validate import validate
 
-__all__ = ["evaluate", "features", "ingest", "monitor", "predict", "register", "train", "validate"]
+__all__ = [
+    "candidates",
+    "evaluate",
+    "features",
+    "ingest",
+    "monitor",
+    "predict",
+    "register",
+    "train",
+    "tune",
+    "validate",
+]

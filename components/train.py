@@ -3,13 +3,20 @@ from kubeline.components.image import kubeline_component
 
 
 @kubeline_component
-def train(table: Input[Dataset], config: str, model: Output[Model], cv_metrics: Output[Metrics]):
-    """Tune every candidate on walk-forward folds of the training window and fit the best.
+def train(
+    table: Input[Dataset],
+    config: str,
+    scores: Input[list[Dataset]],
+    model: Output[Model],
+    cv_metrics: Output[Metrics],
+):
+    """Pick the best of the tuned candidates and fit it on the whole training window.
 
     Args:
         table: The feature table from features.
         config: The run config as YAML text, not a path ("" = the defaults): split,
             candidates, grids.
+        scores: The tune tasks' scores, one per candidate (collected from the fan-out).
 
     Returns:
         model: The fitted scikit-learn pipeline (skops) with its card: feature list, holdout
@@ -20,7 +27,12 @@ def train(table: Input[Dataset], config: str, model: Output[Model], cv_metrics: 
     from kubeline.steps import train as step
 
     require_cluster_settings()
-    result = step.run(table=table.path, config=config, out=model.path)
+    result = step.run(
+        table=table.path,
+        config=config,
+        out=model.path,
+        scores=[s.path for s in scores],
+    )
     model.metadata.update(result.metadata)
     for name, value in result.metrics.items():
         cv_metrics.log_metric(name, value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -641,14 +642,32 @@ def _run_pipeline(
     screen = Console(file=sys.stdout)
     live: Live | None = None
 
+    # A fan-out step (tune) starts once per candidate: the line counts its tasks and times the
+    # step from its first start to its last end.
+    started: dict[str, int] = {}
+    ended: dict[str, int] = {}
+    first: dict[str, float] = {}
+
     def on_event(event: StepEvent) -> None:
         nonlocal live
+        now = time.monotonic()
         if event.status == "running":
-            states[event.step] = "[cyan]running[/]"
-        elif event.status == "SUCCESS":
-            states[event.step] = f"[green]done[/] in {event.seconds:.1f} s"
+            started[event.step] = started.get(event.step, 0) + 1
+            first.setdefault(event.step, now - event.seconds)
         else:
-            states[event.step] = f"[red]{event.status.lower()}[/] after {event.seconds:.1f} s"
+            ended[event.step] = ended.get(event.step, 0) + 1
+        n, done = started.get(event.step, 0), ended.get(event.step, 0)
+        tasks = f" ({done} of {n} tasks)" if n > 1 else ""
+        seconds = now - first.get(event.step, now - event.seconds)
+        if event.status not in ("running", "SUCCESS"):
+            states[event.step] = f"[red]{event.status.lower()}[/] after {seconds:.1f} s{tasks}"
+        elif states.get(event.step, "").startswith("[red]"):
+            pass  # a failed task's line stays, whatever its siblings do
+        elif done < n:
+            states[event.step] = f"[cyan]running[/]{tasks}"
+        else:
+            tasks = f" ({n} tasks)" if n > 1 else ""
+            states[event.step] = f"[green]done[/] in {seconds:.1f} s{tasks}"
         if live is None:
             # Not redirect_stdout: kfp's output must keep going to the tee (the log and the
             # step events), not be printed above the table.

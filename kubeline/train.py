@@ -65,60 +65,153 @@ class TrainResult:
         }
 
 
-def train(frame: pd.DataFrame, config: RunConfig, *, feature_names: list[str]) -> TrainResult:
-    """Split by date, tune each candidate on walk-forward folds, refit the best on training."""
+@dataclass(frozen=True)
+class _Window:
+    """The rows a run fits and selects on, split once the same way by every step."""
+
+    rows: pd.DataFrame
+    n_dropped: int
+    train_rows: pd.DataFrame
+    holdout: pd.DataFrame
+    holdout_index: np.ndarray
+    folds: list[Fold]
+    x: pd.DataFrame
+    y: np.ndarray
+    ref: np.ndarray | None
+
+
+def _window(frame: pd.DataFrame, config: RunConfig, feature_names: list[str]) -> _Window:
     rows, n_dropped = usable_rows(frame, config, feature_names)
     split = holdout_split(
         rows[DATE], holdout_fraction=config.split.holdout_fraction, gap=config.purge_gap
     )
     train_rows = rows.iloc[split.train_index].reset_index(drop=True)
-    holdout = rows.iloc[split.holdout_index].reset_index(drop=True)
-    folds = walk_forward_folds(
-        train_rows[DATE], n_splits=config.split.n_splits, gap=config.purge_gap
+    return _Window(
+        rows=rows,
+        n_dropped=n_dropped,
+        train_rows=train_rows,
+        holdout=rows.iloc[split.holdout_index].reset_index(drop=True),
+        holdout_index=np.asarray(split.holdout_index),
+        folds=walk_forward_folds(
+            train_rows[DATE], n_splits=config.split.n_splits, gap=config.purge_gap
+        ),
+        x=train_rows[feature_names],
+        y=train_rows[TARGET].to_numpy(dtype=float),
+        ref=direction_ref(train_rows),
     )
 
+
+def candidate_count(config: RunConfig) -> int:
+    """How many candidates the run config tunes: the training pipeline's fan-out width."""
+    return len(config.models)
+
+
+def tune(
+    frame: pd.DataFrame, config: RunConfig, *, feature_names: list[str], candidate: int
+) -> pd.DataFrame:
+    """Cross-validate every grid combination of one candidate (its index in ``models``).
+
+    One row per combination, with the raw parameters in ``_params`` and the candidate's index
+    in ``_index``: what ``train(scores=...)`` ranks, the same rows whether the candidates were
+    tuned here one after another or by the training pipeline's parallel ``tune`` tasks.
+    """
+    specs = build_candidates(config)
+    if not 0 <= candidate < len(specs):
+        raise TrainingError(
+            f"candidate {candidate} does not exist: the run config has {len(specs)} "
+            f"(0-{len(specs) - 1})",
+            hint="tune each index the run config's models list has",
+        )
+    window = _window(frame, config, feature_names)
+    return _tune(specs[candidate], candidate, window)
+
+
+def train(
+    frame: pd.DataFrame,
+    config: RunConfig,
+    *,
+    feature_names: list[str],
+    scores: list[pd.DataFrame] | None = None,
+) -> TrainResult:
+    """Split by date, tune each candidate on walk-forward folds, refit the best on training.
+
+    ``scores`` are the candidates' tables from ``tune`` when they were tuned elsewhere (the
+    pipeline's fan-out); ``None`` tunes them here, in turn.
+    """
+    window = _window(frame, config, feature_names)
+    specs = build_candidates(config)
+    if scores is None:
+        scores = [_tune(spec, i, window) for i, spec in enumerate(specs)]
+    table = _combine(scores, specs)
     from threadpoolctl import threadpool_limits
 
-    x = train_rows[feature_names]
-    y = train_rows[TARGET].to_numpy(dtype=float)
-    ref = direction_ref(train_rows)
-    specs = build_candidates(config)
-    # One native thread: the fits are small, and OpenMP threads (hist_gbm) that spin-wait on a
-    # busy machine made training 3-5x slower than one thread in measurements on two cores.
+    metric = config.selection_metric
+    table = _rank(table, metric)
+    best = table.loc[table["selected"]].iloc[0]
+    spec = specs[int(best["_index"])]
+    model = spec.with_params(best["_params"])
     with threadpool_limits(limits=1):
-        table = pd.DataFrame(
-            [
-                _score(spec, params, x, y, ref, folds)
-                for spec in specs
-                for params in spec.grid or [{}]
-            ]
-        )
-        metric = config.selection_metric
-        table = _rank(table, metric)
-        best = table.loc[table["selected"]].iloc[0]
-        spec = next(s for s in specs if s.name == best["candidate"])
-        model = spec.with_params(best["_params"])
-        _fit(model, x, y, spec.name, best["_params"])
+        _fit(model, window.x, window.y, spec.name, best["_params"])
 
-    dates = pd.to_datetime(rows[DATE])
-    train_dates = pd.to_datetime(train_rows[DATE])
-    holdout_dates = dates.iloc[split.holdout_index]
+    dates = pd.to_datetime(window.rows[DATE])
+    train_dates = pd.to_datetime(window.train_rows[DATE])
+    holdout_dates = dates.iloc[window.holdout_index]
     return TrainResult(
         model=model,
         candidate=spec.name,
         params=dict(best["_params"]),
-        cv_results=table.drop(columns="_params"),
+        cv_results=table.drop(columns=["_params", "_index"]),
         feature_names=list(feature_names),
         target_kind=config.target_kind,
         selection_metric=metric,
-        n_train_rows=len(train_rows),
-        n_holdout_rows=len(holdout),
+        n_train_rows=len(window.train_rows),
+        n_holdout_rows=len(window.holdout),
         train_dates=(train_dates.min(), train_dates.max()),
         holdout_dates=(holdout_dates.min(), holdout_dates.max()),
-        holdout=holdout,
-        n_dropped_rows=n_dropped,
-        train_target_mean=float(np.mean(y)),
+        holdout=window.holdout,
+        n_dropped_rows=window.n_dropped,
+        train_target_mean=float(np.mean(window.y)),
     )
+
+
+def _tune(spec: CandidateSpec, index: int, window: _Window) -> pd.DataFrame:
+    from threadpoolctl import threadpool_limits
+
+    # One native thread: the fits are small, and OpenMP threads (hist_gbm) that spin-wait on a
+    # busy machine made training 3-5x slower than one thread in measurements on two cores.
+    with threadpool_limits(limits=1):
+        rows = [
+            _score(spec, params, window.x, window.y, window.ref, window.folds)
+            for params in spec.grid or [{}]
+        ]
+    return pd.DataFrame(rows).assign(_index=index)
+
+
+def _combine(scores: list[pd.DataFrame], specs: list[CandidateSpec]) -> pd.DataFrame:
+    """Every candidate's rows in config order, each candidate exactly once.
+
+    Config order matters: ties in the ranking go to the earlier candidate, so the selected model
+    does not depend on the order parallel tasks finished in.
+    """
+    if not scores:
+        raise TrainingError("no candidate was tuned", hint="the run config needs a model")
+    table = pd.concat(scores, ignore_index=True)
+    # Each table is one tune call: an index in two of them was tuned twice.
+    tuned = sorted(i for frame in scores for i in set(frame["_index"].astype(int)))
+    if tuned != list(range(len(specs))):
+        raise TrainingError(
+            f"scores for candidates {tuned}, but the run config has {len(specs)} "
+            f"({', '.join(s.name for s in specs)})",
+            hint="tune every candidate of the same run config, each once",
+        )
+    for index, name in table[["_index", "candidate"]].drop_duplicates().itertuples(index=False):
+        if specs[int(index)].name != name:
+            raise TrainingError(
+                f"candidate {int(index)} was tuned as {name}, the run config's is "
+                f"{specs[int(index)].name}",
+                hint="train with the run config the candidates were tuned with",
+            )
+    return table.sort_values("_index", kind="stable").reset_index(drop=True)
 
 
 def usable_rows(

@@ -1,4 +1,10 @@
-"""The training pipeline: ingest -> validate -> features -> train -> evaluate -> register.
+"""The training pipeline: ingest -> validate -> features -> tune (per candidate) -> train ->
+evaluate -> register.
+
+The candidates of the run config are tuned in parallel: ``candidates`` lists them, a
+``ParallelFor`` runs one ``tune`` task per candidate (on a cluster each is its own pod; the
+local runner runs them as concurrent processes or containers), and ``train`` collects their
+scores, picks the best and fits it.
 
 Built for a ``Platform`` (image, ConfigMap, Secret) when compiled, not when imported: what the
 spec names comes from the settings of whoever compiles it, read then, so one process can compile
@@ -9,11 +15,23 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl.graph_component import GraphComponent
-from kubeline.components import evaluate, features, ingest, register, train, validate
+from kubeline.components import (
+    candidates,
+    evaluate,
+    features,
+    ingest,
+    register,
+    train,
+    tune,
+    validate,
+)
 from kubeline.components.docs import one_line_entries, returns_of
 from kubeline.pipelines.cluster import Platform, on_platform
 
 PIPELINE_NAME = "kubeline-training"
+# At most this many tune tasks at once: each fits with one native thread (kubeline.train), so
+# this is the fan-out's CPU, and it keeps a long models list from filling a small cluster.
+MAX_PARALLEL_TUNES = 8
 
 
 class TrainingOutputs(NamedTuple):
@@ -69,8 +87,19 @@ def training_pipeline(platform: Platform) -> GraphComponent:
         ingested = ingest(data=data, data_version=data_version)
         checked = validate(raw=ingested.outputs["raw"], config=config)
         table = features(snapshot=checked.outputs["snapshot"], config=config)
-        trained = train(table=table.outputs["table"], config=config)
-        trained.set_cpu_limit("2").set_memory_limit("4G")
+        # The config is a run-time parameter, so the fan-out's width comes from a task. It needs
+        # only the config: it runs beside ingest, and a config error stops the run at once.
+        listed = candidates(config=config)
+        with dsl.ParallelFor(listed.output, parallelism=MAX_PARALLEL_TUNES) as candidate:
+            tuned = tune(table=table.outputs["table"], config=config, candidate=candidate)
+            tuned.set_cpu_limit("1").set_memory_limit("4G")
+            on_platform(tuned, platform)
+        trained = train(
+            table=table.outputs["table"],
+            config=config,
+            scores=dsl.Collected(tuned.outputs["scores"]),
+        )
+        trained.set_cpu_limit("1").set_memory_limit("4G")
         # What evaluate and register record as the run's lineage.
         lineage = {
             "pipeline_name": PIPELINE_NAME,
@@ -99,7 +128,7 @@ def training_pipeline(platform: Platform) -> GraphComponent:
             triggered_by=triggered_by,
             **lineage,
         ).set_caching_options(False)
-        for task in (ingested, checked, table, trained, evaluated, registered):
+        for task in (ingested, checked, table, listed, trained, evaluated, registered):
             on_platform(task, platform)
         return TrainingOutputs(
             registered.outputs["model_name"],

@@ -15,8 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-# The training pipeline's steps in the order they run: what the CLI's table lists.
-STEP_ORDER = ("ingest", "validate", "features", "train", "evaluate", "register")
+# The training pipeline's steps in the order they run: what the CLI's table lists. ``tune``
+# runs once per candidate, every one under the same task name (kfp.local's ParallelFor).
+STEP_ORDER = (
+    "ingest",
+    "validate",
+    "features",
+    "candidates",
+    "tune",
+    "train",
+    "evaluate",
+    "register",
+)
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '([^']+)'")
@@ -38,7 +48,8 @@ class StepTee(io.TextIOBase):
         self.on_event = on_event
         self.events: list[StepEvent] = []
         self.last_lines: list[str] = []
-        self._started: dict[str, float] = {}
+        # A task name's start times, oldest first: a fan-out starts one name several times.
+        self._started: dict[str, list[float]] = {}
         self._buffer = ""
 
     def write(self, text: str) -> int:
@@ -60,10 +71,12 @@ class StepTee(io.TextIOBase):
     def _line(self, line: str) -> None:
         self.last_lines = [*self.last_lines[-199:], line]
         if m := _START.search(line):
-            self._started[m.group(1)] = time.monotonic()
+            self._started.setdefault(m.group(1), []).append(time.monotonic())
             self._emit(StepEvent(m.group(1), "running"))
         elif m := _END.search(line):
-            began = self._started.get(m.group(1), time.monotonic())
+            starts = self._started.get(m.group(1)) or [time.monotonic()]
+            # Which of a fan-out's tasks ended is not logged: the oldest gives the longest span.
+            began = starts.pop(0)
             self._emit(StepEvent(m.group(1), m.group(2), time.monotonic() - began))
 
     def _emit(self, event: StepEvent) -> None:

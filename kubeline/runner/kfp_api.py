@@ -17,6 +17,7 @@ import urllib.request
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubeline.errors import ConfigError, KfpAuthError, KfpError
@@ -43,11 +44,33 @@ def require_host(settings: Settings) -> str:
 
 def _auth_headers(settings: Settings) -> dict[str, str]:
     headers = {}
-    if settings.kfp_token is not None:
-        headers["Authorization"] = f"Bearer {settings.kfp_token.get_secret_value()}"
+    token = settings.kfp_token.get_secret_value() if settings.kfp_token is not None else None
+    if token is None:
+        token = service_account_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     if settings.kfp_cookies is not None:
         headers["Cookie"] = settings.kfp_cookies.get_secret_value()
     return headers
+
+
+def service_account_token() -> str | None:
+    """The projected ServiceAccount token kfp.Client itself sends when given no token.
+
+    In a pod (the chart's upload Job, the monitor CronJob that retrains) the kubelet projects a
+    token for audience pipelines.kubeflow.org at ``KF_PIPELINES_SA_TOKEN_PATH``, what a
+    multi-user KFP authorizes a ServiceAccount by. The probe sends it as the client does
+    (``_pod_credentials``). Read at each call: the kubelet rotates the file.
+    """
+    import os
+
+    from kfp.client import KF_PIPELINES_SA_TOKEN_ENV, KF_PIPELINES_SA_TOKEN_PATH
+
+    path = Path(os.environ.get(KF_PIPELINES_SA_TOKEN_ENV) or KF_PIPELINES_SA_TOKEN_PATH)
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def probe(settings: Settings, timeout: float = 10.0) -> None:
@@ -169,8 +192,23 @@ def connect(settings: Settings) -> Kfp:
                 else None
             ),
             ui_host=settings.kfp_ui_host,
+            credentials=_pod_credentials(settings),
         )
     return kfp_conn
+
+
+def _pod_credentials(settings: Settings) -> Any:
+    """kfp.Client's reader of the projected token, when a pod has one and no token is set.
+
+    Given a host, kfp.Client sends the projected token only if it is handed these credentials
+    (it looks for the file by itself only when it finds the in-cluster host on its own), and
+    the chart always sets the host. They read the file again before each request.
+    """
+    if settings.kfp_token is not None or service_account_token() is None:
+        return None
+    from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
+
+    return ServiceAccountTokenVolumeCredentials()
 
 
 def equals_filter(key: str, value: str) -> str:

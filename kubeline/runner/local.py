@@ -23,6 +23,7 @@ from kubeline import state_access
 from kubeline.errors import PipelineError
 from kubeline.lineage import git_revision
 from kubeline.runner.events import StepEvent, StepTee, failure_exit_code, failure_reason
+from kubeline.runner.kfp_logging import use_shared_task_logging
 from kubeline.settings import Settings
 
 OnEvent = Callable[[StepEvent], None]
@@ -239,6 +240,7 @@ def _execute(
         use_exact_exit_codes()
     else:
         local_runner = local.SubprocessRunner(use_venv=False)
+    use_shared_task_logging()  # the tune fan-out's tasks log concurrently
     local.init(
         runner=local_runner,
         pipeline_root=str(root),

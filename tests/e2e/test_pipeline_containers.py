@@ -72,11 +72,23 @@ def test_containers_register_the_same_model_as_subprocesses(
     assert "version 1 as champion" in in_containers.stdout
     log = next((state / "logs").glob("*.log")).read_text()
     # Printed by kubeline's container launcher once per task: every step ran in the image.
-    assert log.count(f"Found image '{image.reference}'") == 6
+    # Six steps, the candidates list and one tune per candidate of the defaults (ridge, hist_gbm).
+    assert log.count(f"Found image '{image.reference}'") == 9
     # ... and as UID 10001: each step's outputs, and the registry the last one wrote, are its.
-    steps = {p.parent.name for p in state.glob("pipeline-root/*/*/executor_output.json")}
-    assert steps == {"ingest", "validate", "features", "train", "evaluate", "register"}
-    owners = {p.stat().st_uid for p in state.glob("pipeline-root/*/*/executor_output.json")}
+    outputs = [*state.glob("pipeline-root/*/*/executor_output.json")]
+    tunes = [*state.glob("pipeline-root/*/for-loop-*-iteration-*/tune/executor_output.json")]
+    steps = {p.parent.name for p in outputs}
+    assert steps == {
+        "ingest",
+        "validate",
+        "features",
+        "candidates",
+        "train",
+        "evaluate",
+        "register",
+    }
+    assert len(tunes) == 2
+    owners = {p.stat().st_uid for p in [*outputs, *tunes]}
     assert owners == {int(image.user)}
     assert (state / "mlflow.db").stat().st_uid == int(image.user)
 

@@ -437,3 +437,23 @@ def test_the_contract_refuses_queries_and_routes_outside_the_api(
     assert refused.value.code == status
     assert said in json.loads(refused.value.read())["message"]
     server.contract.errors.clear()
+
+
+def test_a_pods_projected_service_account_token_is_sent_by_the_probe_and_the_client(
+    cli: CliRun, server: ContractServer, kfp: Contract, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # As in the chart's upload Job and retraining CronJob: no KUBELINE_KFP_TOKEN, only the
+    # kubelet's token file for audience pipelines.kubeflow.org, which kfp.Client reads itself.
+    token_file = tmp_path / "token"
+    token_file.write_text(server.contract.token + "\n")
+    monkeypatch.delenv("KUBELINE_KFP_TOKEN")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token_file))
+    done = cli("upload")
+    assert done.exit_code == 0, done.output
+    assert "healthz_service_get_healthz" in kfp.operations()
+    assert any("upload" in op for op in kfp.operations()), kfp.operations()
+    token_file.write_text("a-rotated-out-token")  # read at each call, never cached
+    refused = cli("upload")
+    assert refused.exit_code == 1 and "HTTP 401" in refused.flat, refused.output
+    kfp.errors.clear()

@@ -38,9 +38,56 @@ def test_it_runs_kubeline_upload_in_the_pipeline_image_after_install_and_upgrade
     assert container["command"] == ["kubeline", "upload"] and "args" not in container
     assert container["image"] == "kubeline-pipeline:0.1.0"
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env == {"KUBELINE_KFP_HOST": HOST, "HOME": "/tmp"}
+    token = "/var/run/secrets/kubeflow/pipelines/token"
+    assert env == {"KUBELINE_KFP_HOST": HOST, "HOME": "/tmp", "KF_PIPELINES_SA_TOKEN_PATH": token}
     # Settings parse what the chart writes, as the pod's would.
-    Settings(**{k.removeprefix("KUBELINE_").lower(): v for k, v in env.items() if k != "HOME"})
+    Settings(**{k.removeprefix("KUBELINE_").lower(): v for k, v in env.items() if "KUBELINE" in k})
+
+
+def test_it_calls_kfp_as_its_own_service_account_with_a_token_and_a_role_for_that() -> None:
+    from kfp import client as kfp_client
+
+    docs = chart.render(chart.merge(ON, {"kfp": {"namespace": "team-a"}}))
+    spec = upload_job(docs)["spec"]["template"]["spec"]
+    (account,) = [
+        d for d in docs if d["kind"] == "ServiceAccount" and "upload" in d["metadata"]["name"]
+    ]
+    assert spec["serviceAccountName"] == account["metadata"]["name"] == "kubeline-upload"
+    assert account["automountServiceAccountToken"] is False  # no API server token, only KFP's
+    (token,) = [v for v in spec["volumes"] if "projected" in v]
+    (source,) = token["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
+    (container,) = spec["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == token["name"])
+    path = f"{mount['mountPath']}/{source['serviceAccountToken']['path']}"
+    assert path == kfp_client.KF_PIPELINES_SA_TOKEN_PATH
+    assert {"name": kfp_client.KF_PIPELINES_SA_TOKEN_ENV, "value": path} in container["env"]
+    rbac = [
+        d
+        for d in docs
+        if d["kind"] in ("Role", "RoleBinding") and "upload" in d["metadata"]["name"]
+    ]
+    role, binding = sorted(rbac, key=lambda d: d["kind"])
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "team-a"
+    assert role["rules"] == [
+        {"apiGroups": ["pipelines.kubeflow.org"], "resources": ["pipelines"],
+         "verbs": ["create", "get", "list"]}
+    ]  # fmt: skip
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kubeline-upload", "namespace": "kubeline"}
+    ]
+    # With the recurring run: KFP's "jobs", found by name and replaced, and its experiment.
+    scheduled = chart.merge(ON, {"kfp": {"recurringRun": {"enabled": True}}})
+    (role,) = [
+        d
+        for d in chart.render(scheduled)
+        if d["kind"] == "Role" and "upload" in d["metadata"]["name"]
+    ]
+    assert [(r["resources"], r["verbs"]) for r in role["rules"]] == [
+        (["pipelines"], ["create", "get", "list"]),
+        (["jobs"], ["create", "delete", "get", "list"]),
+        (["experiments"], ["create", "get", "list"]),
+    ]
 
 
 def test_the_pipelines_and_the_namespace_are_passed_as_options_and_settings() -> None:

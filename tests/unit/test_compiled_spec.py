@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubeline.pipelines.training import MAX_PARALLEL_TUNES
 
 from kubeline import __version__
 from kubeline.runner import compile_pipelines, compiled_dir, stale_specs
@@ -22,7 +23,7 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_every_component_runs_the_one_configured_image(spec: dict) -> None:
     executors = spec["deploymentSpec"]["executors"]
-    assert len(executors) == 6
+    assert len(executors) == 8  # six steps, the fan-out's candidates list and its tune task
     images = {e["container"]["image"] for e in executors.values()}
     assert images == {f"kubeline-pipeline:{__version__}"}
     assert not any(":latest" in i for i in images)
@@ -41,6 +42,38 @@ def test_evaluate_and_register_are_never_cached(spec: dict) -> None:
     assert tasks["register"]["cachingOptions"] == {}
     for step in ("ingest", "validate", "features", "train"):
         assert tasks[step]["cachingOptions"] == {"enableCache": True}
+
+
+def test_the_candidates_are_tuned_in_a_parallel_for_that_train_collects(spec: dict) -> None:
+    tasks = spec["root"]["dag"]["tasks"]
+    (loop,) = [t for t in tasks.values() if "parameterIterator" in t]
+    items = loop["parameterIterator"]["items"]["inputParameter"]
+    assert loop["inputs"]["parameters"][items]["taskOutputParameter"] == {
+        "outputParameterKey": "Output",
+        "producerTask": "candidates",
+    }
+    assert loop["iteratorPolicy"]["parallelismLimit"] == MAX_PARALLEL_TUNES
+    body = spec["components"][loop["componentRef"]["name"]]["dag"]
+    assert set(body["tasks"]) == {"tune"}
+    tune = body["tasks"]["tune"]
+    assert (
+        tune["inputs"]["parameters"]["candidate"]["componentInputParameter"]
+        == (loop["parameterIterator"]["itemInput"])
+    )
+    assert tune["cachingOptions"] == {"enableCache": True}  # a re-run re-tunes nothing
+    # train's scores are every iteration's, collected (an artifact list out of the loop).
+    scores = tasks["train"]["inputs"]["artifacts"]["scores"]["taskOutputArtifact"]
+    assert scores["producerTask"] == loop["taskInfo"]["name"]
+    selector = body["outputs"]
+    assert selector["artifacts"][scores["outputArtifactKey"]]["artifactSelectors"] == [
+        {"outputArtifactKey": "scores", "producerSubtask": "tune"}
+    ]
+    train_inputs = spec["components"]["comp-train"]["inputDefinitions"]["artifacts"]
+    assert train_inputs["scores"]["isArtifactList"] is True
+    # The tasks that fit get a CPU each: every fit runs one native thread (kubeline.train).
+    executors = spec["deploymentSpec"]["executors"]
+    for name in ("exec-tune", "exec-train"):
+        assert executors[name]["container"]["resources"]["cpuLimit"] == 1.0, name
 
 
 def test_ingest_cache_key_includes_the_data_version(spec: dict) -> None:
@@ -83,7 +116,7 @@ def test_stale_check_notices_a_changed_spec(tmp_path: Path) -> None:
 
 def test_tasks_read_settings_and_s3_secret_from_the_cluster_both_optional(spec: dict) -> None:
     executors = spec["_platform"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert len(executors) == 6
+    assert len(executors) == 8
     for config in executors.values():
         (secret,) = config["secretAsEnv"]
         assert secret["secretName"] == "kubeline-s3" and secret["optional"] is True
@@ -152,7 +185,12 @@ def _described(definitions: dict) -> dict[str, bool]:
 
 def test_every_input_and_output_has_a_one_line_description(spec: dict) -> None:
     # The KFP UI shows these: from the `Args:` and `Returns:` sections of the docstrings.
-    owners = {"pipeline": spec["root"], **spec["components"]}
+    # A ParallelFor's body is a DAG the compiler writes (comp-for-loop-N): its inputs are the
+    # values passed into the loop (pipelinechannel--...), with no docstring to describe them.
+    owners = {
+        "pipeline": spec["root"],
+        **{k: v for k, v in spec["components"].items() if not k.startswith("comp-for-loop-")},
+    }
     seen = 0
     for owner, component in owners.items():
         for side in ("inputDefinitions", "outputDefinitions"):

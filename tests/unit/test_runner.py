@@ -1,5 +1,6 @@
 """The runner against real kfp.local runs: step events, failure reasons, the working directory."""
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -35,6 +36,32 @@ def broken(word: str) -> str:
     return step()
 
 
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def items(n: int) -> list:
+    return list(range(n))
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def nap(i: int) -> int:
+    import time
+
+    time.sleep(0.5)  # so the three overlap
+    return i
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def total(values: list) -> int:
+    return int(sum(values))  # collected numbers arrive as floats (JSON)
+
+
+@dsl.pipeline(name="fan-out")
+def fan_out(n: int = 3) -> int:
+    listed = items(n=n)
+    with dsl.ParallelFor(listed.output, parallelism=3) as i:
+        napped = nap(i=i)
+    return total(values=dsl.Collected(napped.output)).output
+
+
 @dsl.pipeline(name="one-step")
 def one_step(word: str = "x") -> str:
     return hello(word=word).output
@@ -49,7 +76,7 @@ def one_failing_step(word: str = "x") -> str:
 def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("specs")
     found = {}
-    for name, pipeline in (("ok", one_step), ("failing", one_failing_step)):
+    for name, pipeline in (("ok", one_step), ("failing", one_failing_step), ("fan", fan_out)):
         found[name] = out / f"{name}.yaml"
         compiler.Compiler().compile(pipeline, str(found[name]))
     return found
@@ -88,6 +115,30 @@ def test_a_real_kfp_local_run_gives_one_event_per_step_start_and_end(
 
     assert f"kubeline from {kubeline.__file__}" in log
     assert str(elsewhere) not in log
+
+
+def test_every_task_of_a_real_fan_out_is_seen_to_start_and_end(
+    specs: dict[str, Path], elsewhere: Path
+) -> None:
+    # kfp.local's own task logging drops a concurrent task's end line (kubeline/runner/
+    # kfp_logging.py): the CLI's tune line would say "running" after the run. It restores the
+    # root logger's level between tasks: WARNING, as in a plain process (pytest lowers it).
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    events: list[StepEvent] = []
+    try:
+        result = run_spec(
+            specs["fan"], {"n": 3}, get_settings(), name="fan-out", runner="subprocess",
+            on_event=events.append,
+        )  # fmt: skip
+    finally:
+        root.setLevel(level)
+    assert result.outputs == {"Output": 3}
+    naps = [e.status for e in events if e.step == "nap"]
+    assert naps.count("running") == 3 and naps.count("SUCCESS") == 3
+    assert [e.step for e in result.steps] == ["items", "nap", "nap", "nap", "total"]
+    assert result.log_path.read_text().count("Task 'nap' finished with status SUCCESS") == 3
 
 
 def test_a_real_failing_step_is_named_with_the_error_it_printed(
