@@ -11,7 +11,9 @@ from kubeline.components.ingest import ingest
 from kubeline.components.monitor import monitor
 from kubeline.components.predict import predict
 from kubeline.components.register import register
+from kubeline.components.ticker_configs import ticker_configs
 from kubeline.components.train import train
+from kubeline.components.train_all import train_all
 from kubeline.components.tune import tune
 from kubeline.components.validate import validate
 
@@ -23,7 +25,9 @@ __all__ = [
     "monitor",
     "predict",
     "register",
+    "ticker_configs",
     "train",
+    "train_all",
     "tune",
     "validate",
 ]

@@ -624,10 +624,13 @@ def _run_pipeline(
     from rich.live import Live
     from rich.table import Table
 
-    from kubeline.runner import STEP_ORDER, StepEvent, run_training
+    from kubeline.runner import StepEvent, run_training
+    from kubeline.runner.events import PIPELINE_STEPS
+    from kubeline.runner.local import training_pipeline_for
 
     settings = _settings()
-    states: dict[str, str] = dict.fromkeys(STEP_ORDER, "[dim]waiting[/]")
+    steps = PIPELINE_STEPS[training_pipeline_for(config_text)]
+    states: dict[str, str] = dict.fromkeys(steps, "[dim]waiting[/]")
 
     def render() -> Table:
         table = Table.grid(padding=(0, 2))
@@ -707,6 +710,9 @@ def _print_outcome(result: Any) -> None:
 
     settings = _settings()
     out = result.outputs
+    if "model_names" in out:
+        _print_per_ticker_outcome(result)
+        return
     alias = out.get("alias", "")
     colour = "green" if alias == "champion" else "yellow"
     status = f"as [bold {colour}]{alias}[/]" if alias else "[bold red]rejected[/] (no alias)"
@@ -734,6 +740,25 @@ def _print_outcome(result: Any) -> None:
         )
     else:
         console.print(f"  MLflow: {settings.shown_tracking_uri}", highlight=False, soft_wrap=True)
+
+
+def _print_per_ticker_outcome(result: Any) -> None:
+    """One line per ticker's model (the per-ticker pipeline's collected outputs), then the log."""
+    out = result.outputs
+    rows = zip(
+        out["model_names"], out["model_versions"], out["aliases"], out["reasons"], strict=True
+    )
+    console.print(
+        f"registered {len(out['model_names'])} models, one per ticker ({result.seconds:.1f} s)",
+        highlight=False,
+    )
+    for name, version, alias, reason in rows:
+        status = "[bold green]champion[/]" if alias == "champion" else "[bold red]no alias[/]"
+        console.print(f"  [bold]{name}[/] version [bold]{version}[/] {status}", highlight=False)
+        console.print(f"    {escape(str(reason))}", highlight=False)
+    for report in result.reports:
+        console.print(f"  report: {escape(str(report))}", soft_wrap=True)
+    console.print(f"  run log: {escape(str(result.log_path))}", soft_wrap=True)
 
 
 def _needs_the_ui_extra() -> str:
@@ -990,6 +1015,22 @@ def _run_inputs(data: str | None, config: Path | None, params: list[str] | None)
     return given
 
 
+def _training_for(pipeline: str, inputs: dict[str, Any]) -> str:
+    """``training`` given a per-ticker run config means the per-ticker pipeline; said so."""
+    from kubeline.runner.local import training_pipeline_for
+
+    if pipeline != "training" or not isinstance(inputs.get("config"), str):
+        return pipeline
+    chosen = training_pipeline_for(inputs["config"])
+    if chosen != pipeline:
+        console.print(
+            f"the run config asks for one model per ticker (data.per_ticker): running the "
+            f"{chosen} pipeline",
+            highlight=False,
+        )
+    return chosen
+
+
 @app.command()
 def submit(
     pipeline: PipelineOption = "training",
@@ -1008,8 +1049,10 @@ def submit(
     from kubeline.runner.remote import wait as wait_for
 
     settings = _settings()
+    inputs = _run_inputs(data, config, param)
+    pipeline = _training_for(pipeline, inputs)
     with console.status("compiling and submitting"):
-        done = submit_run(settings, pipeline, _run_inputs(data, config, param))
+        done = submit_run(settings, pipeline, inputs)
     version, run = done.version, done.run
     if version.uploaded:
         console.print(f"uploaded pipeline version [bold]{version.name}[/] (a new spec)")
@@ -1117,8 +1160,10 @@ def schedule(
         )
     kfp_cron = to_kfp_cron(cron)
     console.print(escape(kfp_cron.note()), highlight=False)
+    inputs = _run_inputs(data, config, param)
+    pipeline = _training_for(pipeline, inputs)
     with console.status("compiling and scheduling"):
-        done = remote.schedule(settings, pipeline, name, kfp_cron, _run_inputs(data, config, param))
+        done = remote.schedule(settings, pipeline, name, kfp_cron, inputs)
     said = {
         "created": "created",
         "replaced": "replaced (KFP cannot update a recurring run: the old one was deleted)",

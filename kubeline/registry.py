@@ -140,6 +140,29 @@ def _check_store_exists(settings: Settings) -> None:
             )
 
 
+def prepare_store(settings: Settings) -> None:
+    """Create the store's schema and the experiment before a run's tasks use them.
+
+    A per-ticker run evaluates and registers several tickers at once: on a fresh embedded
+    store each task would run MLflow's schema migrations at the same time (measured: one of
+    three failed with alembic's "expected to match one row"), and each would create the
+    experiment. Done once here, the tasks find both. MLflow's lines about creating tables are
+    kept out of the user's terminal, as they were when a task made the store (its log has them).
+    """
+    import logging
+
+    quiet = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.WARNING)
+    try:
+        client = connect(settings)
+        ensure_experiment(client, settings.experiment_name, settings.artifact_location)
+    finally:
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
+
+
 def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
     """The id of the named experiment, created (with its artifact root) if it does not exist."""
     try:

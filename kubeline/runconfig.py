@@ -83,6 +83,20 @@ class DataConfig(_Strict):
         ge=1,
         description="Minimum history per ticker; overrides the data layer's default.",
     )
+    per_ticker: bool = Field(
+        default=False,
+        description="One model per ticker of `tickers`, each registered as <model name>-<ticker> "
+        "and trained in parallel (the kubeline-training-per-ticker pipeline).",
+    )
+
+    @model_validator(mode="after")
+    def _per_ticker_names_them(self) -> DataConfig:
+        if self.per_ticker and not self.tickers:
+            raise ValueError(
+                "per_ticker needs the tickers listed: set data.tickers to the tickers to train "
+                "one model each for"
+            )
+        return self
 
     @field_validator("tickers")
     @classmethod

@@ -11,10 +11,11 @@ spec names comes from the settings of whoever compiles it, read then, so one pro
 the committed default spec and one for a locally built image.
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kfp import dsl
 from kfp.dsl.graph_component import GraphComponent
+from kfp.dsl.pipeline_task import PipelineTask
 from kubeline.components import (
     candidates,
     evaluate,
@@ -100,34 +101,18 @@ def training_pipeline(platform: Platform) -> GraphComponent:
             scores=dsl.Collected(tuned.outputs["scores"]),
         )
         trained.set_cpu_limit("1").set_memory_limit("4G")
-        # What evaluate and register record as the run's lineage.
-        lineage = {
-            "pipeline_name": PIPELINE_NAME,
-            "pipeline_job_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            "pipeline_run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-            "git_revision": git_revision,
-        }
-        evaluated = evaluate(
+        evaluated, registered = evaluate_and_register(
             model=trained.outputs["model"],
             table=table.outputs["table"],
-            config=config,
-            model_name=model_name,
-            min_improvement=min_improvement,
-            **lineage,
-        )
-        # Registration writes to the registry and reads the current champion: never cached.
-        evaluated.set_caching_options(False)
-        registered = register(
-            model=trained.outputs["model"],
-            evaluation=evaluated.outputs["evaluation"],
-            report=evaluated.outputs["report"],
             snapshot=checked.outputs["snapshot"],
             data=data,
             config=config,
             model_name=model_name,
+            min_improvement=min_improvement,
+            git_revision=git_revision,
             triggered_by=triggered_by,
-            **lineage,
-        ).set_caching_options(False)
+            pipeline_name=PIPELINE_NAME,
+        )
         for task in (ingested, checked, table, listed, trained, evaluated, registered):
             on_platform(task, platform)
         return TrainingOutputs(
@@ -139,3 +124,49 @@ def training_pipeline(platform: Platform) -> GraphComponent:
         )
 
     return training
+
+
+def evaluate_and_register(
+    *,
+    model: Any,
+    table: Any,
+    snapshot: Any,
+    data: Any,
+    config: Any,
+    model_name: Any,
+    min_improvement: Any,
+    git_revision: Any,
+    triggered_by: Any,
+    pipeline_name: str,
+) -> tuple[PipelineTask, PipelineTask]:
+    """The gate and the registry after a model is trained: evaluate, then register (both
+    uncached). Shared by the training pipelines; the arguments are pipeline channels."""
+    # What evaluate and register record as the run's lineage.
+    lineage = {
+        "pipeline_name": pipeline_name,
+        "pipeline_job_name": dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        "pipeline_run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        "git_revision": git_revision,
+    }
+    evaluated = evaluate(
+        model=model,
+        table=table,
+        config=config,
+        model_name=model_name,
+        min_improvement=min_improvement,
+        **lineage,
+    )
+    # Registration writes to the registry and reads the current champion: never cached.
+    evaluated.set_caching_options(False)
+    registered = register(
+        model=model,
+        evaluation=evaluated.outputs["evaluation"],
+        report=evaluated.outputs["report"],
+        snapshot=snapshot,
+        data=data,
+        config=config,
+        model_name=model_name,
+        triggered_by=triggered_by,
+        **lineage,
+    ).set_caching_options(False)
+    return evaluated, registered

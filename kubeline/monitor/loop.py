@@ -259,6 +259,7 @@ def _start(
                 hint="set kfp.host in the chart (or KUBELINE_KFP_HOST in the pod)",
             )
         record.data = training_data(summary, settings)
+        config_text = model_config_text(config_text, summary.model_name, settings)
         if settings.kfp_host:
             _submit(record, summary, settings, config_text)
         else:
@@ -270,6 +271,30 @@ def _start(
         return
     record.status = Status.STARTED
     record.reason = f"started for check {summary.check_id} ({summary.decision}) on {record.data}"
+
+
+def model_config_text(config_text: str, model_name: str, settings: Settings) -> str:
+    """The run config that trains ``model_name`` alone.
+
+    A per-ticker config (``data.per_ticker``) trains one model per ticker; a check judges one
+    of them, and retraining it means that ticker's config (``kubeline.per_ticker``), run by the
+    training pipeline under the model's own name, not every ticker's again.
+    """
+    from kubeline.per_ticker import ticker_configs
+    from kubeline.steps.base import run_config
+
+    config = run_config(config_text)
+    if not config.data.per_ticker:
+        return config_text
+    base = config.model_name or settings.model_name
+    for _, ticker_config in ticker_configs(config, base):
+        if ticker_config.model_name == model_name:
+            return ticker_config.to_yaml()
+    raise ConfigError(
+        f"the run config trains one model per ticker ({base}-<ticker>), and none of its "
+        f"tickers' models is {model_name}",
+        hint="monitor that model with the run config it was trained with",
+    )
 
 
 def _inputs(record: RetrainRecord, summary: CheckSummary, config_text: str) -> dict[str, Any]:

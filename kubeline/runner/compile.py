@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # Each pipeline's builder: a function of the Platform that returns the pipeline.
 PIPELINES = {
     "training": "kubeline.pipelines.training:training_pipeline",
+    "training_per_ticker": "kubeline.pipelines.training_per_ticker:training_per_ticker_pipeline",
     "batch_scoring": "kubeline.pipelines.batch_scoring:batch_scoring_pipeline",
     "monitoring": "kubeline.pipelines.monitoring:monitoring_pipeline",
 }

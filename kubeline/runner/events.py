@@ -15,18 +15,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-# The training pipeline's steps in the order they run: what the CLI's table lists. ``tune``
-# runs once per candidate, every one under the same task name (kfp.local's ParallelFor).
-STEP_ORDER = (
-    "ingest",
-    "validate",
-    "features",
-    "candidates",
-    "tune",
-    "train",
-    "evaluate",
-    "register",
-)
+# Each training pipeline's steps in the order they run: what the CLI's table lists. ``tune``
+# runs once per candidate, and the per-ticker pipeline's steps once per ticker, every one under
+# the same task name (kfp.local's ParallelFor).
+PIPELINE_STEPS = {
+    "training": (
+        "ingest",
+        "validate",
+        "features",
+        "candidates",
+        "tune",
+        "train",
+        "evaluate",
+        "register",
+    ),
+    "training_per_ticker": (
+        "ingest",
+        "ticker-configs",
+        "validate",
+        "features",
+        "train-all",
+        "evaluate",
+        "register",
+    ),
+}
+STEP_ORDER = PIPELINE_STEPS["training"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '([^']+)'")

@@ -38,6 +38,7 @@ class RunResult:
     seconds: float
     steps: list[StepEvent] = field(default_factory=list)
     report_path: Path | None = None
+    reports: list[Path] = field(default_factory=list)  # per-ticker runs: one per model
 
     def artifact(self, step: str, name: str) -> Path | None:
         """The local path of a task's output artifact in this run, if it exists."""
@@ -305,6 +306,18 @@ def _run_locked(
         result.report_path = root.parent / "reports" / f"{log_path.stem}.html"
         result.report_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(report, result.report_path)
+    names = result.outputs.get("model_names")
+    if result.outputs_dir is not None and isinstance(names, list):
+        # kfp.local's iteration folders, in iteration order: the order of the collected names.
+        found = sorted(
+            result.outputs_dir.glob("for-loop-*-iteration-*/evaluate/report"),
+            key=lambda path: int(path.parent.parent.name.rsplit("-", 1)[1]),
+        )
+        for name, found_report in zip(names, found, strict=False):
+            copy = root.parent / "reports" / f"{log_path.stem}-{name}.html"
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(found_report, copy)
+            result.reports.append(copy)
     return result
 
 
@@ -323,11 +336,11 @@ def run_training(
 
     ``triggered_by``: the monitoring check that started it (kubeline.monitor.loop), if any.
     """
-    from kubeline.registry import check_reachable
+    from kubeline.registry import prepare_store
     from kubeline.storage import fingerprint, is_s3
 
     # Before any step runs: a server that is down, or data that is not there, fails now.
-    check_reachable(settings)
+    prepare_store(settings)
     location = data if is_s3(data) else str(Path(data).expanduser().resolve())
     return run_local(
         {
@@ -340,6 +353,14 @@ def run_training(
             "triggered_by": triggered_by,
         },
         settings,
+        pipeline=training_pipeline_for(config_text),
         runner=runner,
         on_event=on_event,
     )
+
+
+def training_pipeline_for(config_text: str) -> str:
+    """The training pipeline a run config asks for: one model, or one per ticker."""
+    from kubeline.steps.base import run_config
+
+    return "training_per_ticker" if run_config(config_text).data.per_ticker else "training"

@@ -49,9 +49,18 @@ class Tuned:
 @executor
 def candidates(*, config: str) -> list[int]:
     """The indices of the run config's candidates, one per parallel ``tune`` task."""
+    from kubeline.errors import ConfigError
     from kubeline.train import candidate_count
 
-    return list(range(candidate_count(run_config(config))))
+    cfg = run_config(config)
+    if cfg.data.per_ticker:
+        # It would train one model on every listed ticker under the one name: not what was asked.
+        raise ConfigError(
+            "this run config asks for one model per ticker (data.per_ticker)",
+            hint="run the kubeline-training-per-ticker pipeline (kubeline run picks it itself; "
+            "kubeline submit --pipeline training_per_ticker)",
+        )
+    return list(range(candidate_count(cfg)))
 
 
 @executor

@@ -122,7 +122,7 @@ def test_containers_train_against_an_mlflow_server_and_an_s3_server(
     # (tests/integration/test_servers.py trains on the same data).
     assert "registered kubeline-e2e version 1" in done.stdout
     log = next((state / "logs").glob("*.log")).read_text()
-    assert log.count(f"Found image '{image.reference}'") == 6
+    assert log.count(f"Found image '{image.reference}'") == 9  # with candidates, 2 tunes
     assert not (state / "mlflow.db").exists()  # nothing went to the embedded store
 
     from mlflow import MlflowClient
@@ -191,7 +191,7 @@ def test_the_readmes_commands_build_and_run_the_pipeline_with_default_settings(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "registered kubeline-returns version 1 as" in done.stdout
     log = next((tmp_path / ".kubeline" / "logs").glob("*.log")).read_text()
-    assert log.count(f"Found image '{default}'") == 6
+    assert log.count(f"Found image '{default}'") == 9  # with candidates, 2 tunes
     # Not a terminal: the command to open the MLflow UI is still one line, pasteable.
     (ui,) = [line for line in done.stdout.splitlines() if "MLflow UI:" in line]
     assert "ui --backend-store-uri sqlite:///" in ui and ui.rstrip().endswith("mlflow.db")

@@ -148,19 +148,56 @@ def test_run_works_with_each_shipped_config(
     data = tmp_path / "yahoo"
     frame = market
     if cfg.data.tickers:
-        # The per-stock example names a ticker; give the generated data that name.
-        first = frame["ticker"].unique().sort()[0]
-        frame = frame.with_columns(
-            pl.when(pl.col("ticker") == first)
-            .then(pl.lit(cfg.data.tickers[0]))
-            .otherwise(pl.col("ticker"))
-            .alias("ticker")
-        )
+        # The per-stock examples name tickers; give the generated data those names.
+        renamed = dict(zip(frame["ticker"].unique().sort(), cfg.data.tickers, strict=False))
+        frame = frame.with_columns(pl.col("ticker").replace(renamed))
     write_dataset(frame, data, "yahoo")
     state = tmp_path / "state"
     out = cli(state, "run", "--data", str(data), "--config", str(REPO / "configs" / config)).stdout
     name = cfg.model_name or "kubeline-returns"
-    assert f"registered {name} version 1" in out
+    if cfg.data.per_ticker:
+        assert f"registered {len(cfg.data.tickers or [])} models, one per ticker" in out
+        for ticker in cfg.data.tickers or []:
+            assert f"{name}-{ticker.lower()} version 1" in out
+    else:
+        assert f"registered {name} version 1" in out
+
+
+def test_a_per_ticker_config_registers_one_model_per_ticker_trained_on_its_ticker_alone(
+    tmp_path: Path, market: pl.DataFrame
+) -> None:
+    data = tmp_path / "yahoo"
+    write_dataset(market, data, "yahoo")
+    tickers = sorted(market["ticker"].unique())[:3]
+    config = tmp_path / "per-ticker.yaml"
+    config.write_text(
+        f"model_name: stocks\ndata: {{tickers: [{', '.join(tickers)}], per_ticker: true}}\n"
+        "models: [{name: ridge, params: {alpha: [1.0, 10.0]}}]\n"
+    )
+    state = tmp_path / "state"
+    done = cli(state, "run", "--data", str(data), "--config", str(config))
+    out = done.stdout
+    assert "registered 3 models, one per ticker" in out
+    # Every step's line counts its tasks: one per ticker.
+    assert "train-all" in out and "(3 tasks)" in out and "waiting" not in out
+    mlflow = client(state)
+    runs = set()
+    for ticker in tickers:
+        name = f"stocks-{ticker.lower()}"
+        (version,) = mlflow.search_model_versions(f"name='{name}'")
+        assert version.tags["kubeline.tickers"] == ticker, name
+        assert version.tags["kubeline.pipeline_name"] == "kubeline-training-per-ticker"
+        run = mlflow.get_run(version.run_id)
+        assert run.data.params["tickers"] == ticker
+        # Judged on that ticker's rows only: a twelfth of the universe's holdout.
+        holdout = run.data.metrics["holdout_rows"]
+        assert 0 < holdout < 0.2 * len(market) / 6, name
+        runs.add(version.run_id)
+        assert f"-{name}.html" in out
+    assert len(runs) == 3
+    assert {m.name for m in mlflow.search_registered_models()} == {
+        f"stocks-{t.lower()}" for t in tickers
+    }
 
 
 def test_broken_data_stops_before_training_and_registers_nothing(

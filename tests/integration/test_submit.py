@@ -126,6 +126,19 @@ def test_submit_passes_the_config_text_and_typed_inputs(
     }
 
 
+def test_a_per_ticker_config_is_submitted_to_the_per_ticker_pipeline_and_said_so(
+    cli: CliRun, kfp: Contract
+) -> None:
+    config = Path(__file__).resolve().parents[2] / "configs" / "per-ticker.yaml"
+    done = cli("submit", "--data", DATA, "--config", config)
+    assert done.exit_code == 0, done.output
+    assert "one model per ticker (data.per_ticker): running the training_per_ticker" in done.flat
+    (pipeline,) = kfp.pipelines.values()
+    assert pipeline["display_name"] == "kubeline-training-per-ticker"
+    (run,) = kfp.runs.values()
+    assert run["runtime_config"]["parameters"]["config"] == config.read_text()
+
+
 def test_submit_wait_reports_a_succeeded_run(cli: CliRun, kfp: Contract) -> None:
     done = cli("submit", "--data", DATA, "--wait")
     assert done.exit_code == 0, done.output
@@ -452,7 +465,7 @@ def test_a_pods_projected_service_account_token_is_sent_by_the_probe_and_the_cli
     done = cli("upload")
     assert done.exit_code == 0, done.output
     assert "healthz_service_get_healthz" in kfp.operations()
-    assert any("upload" in op for op in kfp.operations()), kfp.operations()
+    assert "upload_pipeline_version" in kfp.operations()
     token_file.write_text("a-rotated-out-token")  # read at each call, never cached
     refused = cli("upload")
     assert refused.exit_code == 1 and "HTTP 401" in refused.flat, refused.output

@@ -106,7 +106,7 @@ def test_stale_check_ignores_the_callers_image_setting(monkeypatch: pytest.Monke
 
 
 def test_stale_check_notices_a_changed_spec(tmp_path: Path) -> None:
-    names = ["training.yaml", "batch_scoring.yaml", "monitoring.yaml"]
+    names = ["training.yaml", "training_per_ticker.yaml", "batch_scoring.yaml", "monitoring.yaml"]
     for name in names:
         (tmp_path / name).write_text("# edited by hand\n")
     assert stale_specs(tmp_path) == names
