@@ -76,3 +76,14 @@ def prepare(state: Path, folders: Sequence[Path], written: Iterable[Path], user:
     for path in (*folders, *written):
         if path.exists() and not user.can_write(path):
             raise PipelineError(f"{who} cannot write {path}", hint=hint)
+
+
+def share_like_state(path: Path, state: Path) -> None:
+    """Give a file this process just created in ``state`` the state folder's sharing.
+
+    The embedded ``mlflow.db`` is made before a run (``kubeline.registry.prepare_store``); the
+    umask would leave it writable by this user alone, and the docker runner's tasks may be
+    another user that the state folder is shared with.
+    """
+    folder_mode = stat.S_IMODE(state.stat().st_mode)
+    path.chmod((folder_mode & 0o666) | stat.S_IRUSR | stat.S_IWUSR)

@@ -340,7 +340,11 @@ def run_training(
     from kubeline.storage import fingerprint, is_s3
 
     # Before any step runs: a server that is down, or data that is not there, fails now.
+    db, _ = settings.embedded_store
+    fresh = settings.mlflow_tracking_uri is None and not db.exists()
     prepare_store(settings)
+    if fresh and db.exists():
+        state_access.share_like_state(db, settings.state_path)
     location = data if is_s3(data) else str(Path(data).expanduser().resolve())
     return run_local(
         {

@@ -72,3 +72,19 @@ def test_running_as_yourself_keeps_your_folders_private(tmp_path: Path) -> None:
     folders = (state / "pipeline-root",)
     prepare(state, folders, (), TaskUser.of_run("subprocess", None))
     assert folders[0].stat().st_mode & 0o777 == 0o700
+
+
+def test_a_store_made_before_the_run_is_shared_as_the_state_folder_is(tmp_path: Path) -> None:
+    import stat
+
+    from kubeline.state_access import share_like_state
+
+    state = tmp_path / "state"
+    state.mkdir()
+    db = state / "mlflow.db"
+    for folder_mode, file_mode in ((0o777, 0o666), (0o755, 0o644), (0o700, 0o600)):
+        state.chmod(folder_mode)
+        db.write_bytes(b"")
+        db.chmod(0o600)
+        share_like_state(db, state)
+        assert stat.S_IMODE(db.stat().st_mode) == file_mode
