@@ -61,6 +61,8 @@ class StepTee(io.TextIOBase):
         self.on_event = on_event
         self.events: list[StepEvent] = []
         self.last_lines: list[str] = []
+        # Every kubeline error and exit-code line, however much a fan-out's siblings log after.
+        self.kubeline_lines: list[str] = []
         # A task name's start times, oldest first: a fan-out starts one name several times.
         self._started: dict[str, list[float]] = {}
         self._buffer = ""
@@ -76,6 +78,11 @@ class StepTee(io.TextIOBase):
     def flush(self) -> None:
         self.log.flush()
 
+    @property
+    def reason_lines(self) -> list[str]:
+        """What a failure's reason and exit code are read from (``failure_reason``)."""
+        return [*self.kubeline_lines, *(x for x in self.last_lines if not _is_kubeline_line(x))]
+
     def failed_step(self) -> str:
         """The first step that ended in anything but success ("?" if none did)."""
         failed = [e.step for e in self.events if e.status != "SUCCESS"]
@@ -83,6 +90,8 @@ class StepTee(io.TextIOBase):
 
     def _line(self, line: str) -> None:
         self.last_lines = [*self.last_lines[-199:], line]
+        if _is_kubeline_line(line):
+            self.kubeline_lines.append(line)
         if m := _START.search(line):
             self._started.setdefault(m.group(1), []).append(time.monotonic())
             self._emit(StepEvent(m.group(1), "running"))
@@ -97,6 +106,12 @@ class StepTee(io.TextIOBase):
             self.events.append(event)
         if self.on_event:
             self.on_event(event)
+
+
+def _is_kubeline_line(line: str) -> bool:
+    from kubeline.steps.base import ERROR_PREFIX, EXIT_CODE_PREFIX
+
+    return ERROR_PREFIX in line or EXIT_CODE_PREFIX in line
 
 
 def failure_reason(lines: list[str]) -> str:

@@ -287,9 +287,9 @@ def _run_locked(
         except RuntimeError as exc:
             raise PipelineError(
                 f"pipeline {pipeline!r} failed at step {tee.failed_step()!r}: "
-                f"{failure_reason(tee.last_lines)}",
+                f"{failure_reason(tee.reason_lines)}",
                 hint=f"the full log is {log_path}",
-                exit_code=failure_exit_code(tee.last_lines),
+                exit_code=failure_exit_code(tee.reason_lines),
             ) from exc
     new_dirs = sorted(set(root.iterdir()) - before)
     result = RunResult(

@@ -216,3 +216,18 @@ def test_the_container_launcher_fix_switches_itself_off_once_kfp_reads_exit_code
     assert not docker_launcher.kfp_loses_exit_codes()
     assert not docker_launcher.use_exact_exit_codes()
     assert docker_task_handler.run_docker_container is fixed_upstream
+
+
+def test_a_failed_tasks_error_is_found_however_much_its_siblings_logged_after() -> None:
+    import io
+
+    from kubeline.runner.events import StepTee, failure_exit_code
+
+    tee = StepTee(io.StringIO(), None)
+    tee.write("kubeline error: the run config asks for tickers ['NOPE'] that the data lacks\n")
+    tee.write("kubeline exit code: 3\n")
+    for i in range(500):  # a fan-out's other tickers kept going
+        tee.write(f"evaluate: line {i}\n")
+    reason = failure_reason(tee.reason_lines)
+    assert reason == "the run config asks for tickers ['NOPE'] that the data lacks"
+    assert failure_exit_code(tee.reason_lines) == 3
