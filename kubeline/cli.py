@@ -624,8 +624,7 @@ def _run_pipeline(
     from rich.live import Live
     from rich.table import Table
 
-    from kubeline.runner import StepEvent, run_training
-    from kubeline.runner.events import PIPELINE_STEPS
+    from kubeline.runner import PIPELINE_STEPS, StepEvent, run_training
     from kubeline.runner.local import training_pipeline_for
 
     settings = _settings()

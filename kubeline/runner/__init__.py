@@ -13,12 +13,12 @@ One module per job:
 """
 
 from kubeline.runner.compile import PIPELINES, compile_pipelines, compiled_dir, stale_specs
-from kubeline.runner.events import STEP_ORDER, StepEvent
+from kubeline.runner.events import PIPELINE_STEPS, StepEvent
 from kubeline.runner.local import RunResult, run_local, run_spec, run_training
 
 __all__ = [
     "PIPELINES",
-    "STEP_ORDER",
+    "PIPELINE_STEPS",
     "RunResult",
     "StepEvent",
     "compile_pipelines",

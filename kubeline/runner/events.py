@@ -39,7 +39,6 @@ PIPELINE_STEPS = {
         "register",
     ),
 }
-STEP_ORDER = PIPELINE_STEPS["training"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _START = re.compile(r"Executing task '([^']+)'")
